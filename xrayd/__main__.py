@@ -1,0 +1,5 @@
+import sys
+
+from xrayd.cli import main
+
+sys.exit(main())
