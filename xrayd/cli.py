@@ -1,0 +1,71 @@
+"""`xrayd`: the thin entry point. Parse, load the config, build the Daemon, run, exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from xrayd import config as config_mod
+
+EXIT_OK = 0
+EXIT_CONFIG = 3
+EXIT_START = 4
+
+DEFAULT_CONFIG = Path("/etc/xray-report/xrayd.toml")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xrayd", description="The xray-report root daemon.")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve JSON-RPC on the Unix socket")
+    serve.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help=f"daemon config (TOML); default {DEFAULT_CONFIG}"
+    )
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    check = sub.add_parser("check-config", help="load a daemon config, print it resolved, exit")
+    check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    demo = sub.add_parser("demo", help="run the whole product in a sandbox folder, no root needed")
+    demo.add_argument("--dir", type=Path, default=Path("build/demo"), help="sandbox folder")
+    demo.add_argument("--port", type=int, default=8787, help="gateway port on 127.0.0.1")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "demo":
+        from xrayd.sandbox.demo import run_demo
+
+        return run_demo(args.dir, port=args.port)
+    try:
+        config = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"xrayd: config: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(config_mod.to_toml(config), end="")
+        return EXIT_OK
+    return serve(config)
+
+
+def serve(config: config_mod.Config) -> int:
+    from xrayd.daemon import Daemon
+    from xrayd.rpc.server import SocketInUse
+
+    try:
+        asyncio.run(Daemon(config).run())
+    except (SocketInUse, LookupError, ValueError, PermissionError) as exc:
+        print(f"xrayd: cannot start: {exc}", file=sys.stderr)
+        return EXIT_START
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The Daemon: builds every service from a Config, serves the socket, shuts down in bounds.
+
+No work at import time and no module singletons: everything lives on the Daemon object,
+and the RPC modules plug in through `register()` and `lifespan()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any
+
+from xrayd.config import Config
+from xrayd.events import EventLog
+from xrayd.rpc.dispatch import Dispatcher, Method
+from xrayd.rpc.server import RpcServer
+from xrayd.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Lifespan = Callable[[], AbstractAsyncContextManager[None]]
+
+
+class Daemon:
+    """One process, the single writer of all state."""
+
+    def __init__(self, config: Config, *, shutdown_grace: float = 10.0) -> None:
+        from xrayd.methods import MODULES
+
+        self.config = config
+        self.shutdown_grace = shutdown_grace
+        self.settings = Settings(config.data_dir / "settings.json")
+        self.events = EventLog(config.data_dir / "events.jsonl")
+        self.methods: dict[str, Method] = {}
+        self._lifespans: list[Lifespan] = []
+        self._stop: asyncio.Event | None = None
+        self.server: RpcServer | None = None
+        for module in MODULES:
+            module.register(self)
+
+    def register(self, name: str, fn: Method) -> None:
+        if name in self.methods:
+            raise ValueError(f"method {name} registered twice")
+        self.methods[name] = fn
+
+    def lifespan(self, factory: Callable[[], AsyncIterator[None]]) -> None:
+        """Add a background service: an async generator that sets up, yields, tears down."""
+        self._lifespans.append(contextlib.asynccontextmanager(factory))
+
+    async def event(
+        self,
+        type: str,
+        message: str,
+        *,
+        severity: str = "info",
+        service: str = "xrayd",
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The one way every module records what it changed."""
+        return await self.events.append(type, message, severity=severity, service=service, data=data)
+
+    def _apply_settings(self, values: dict[str, Any]) -> None:
+        self.events.keep = values["events"]["keep_files"]
+        self.events.max_bytes = values["events"]["max_file_mb"] * 1024 * 1024
+
+    def prepare(self) -> None:
+        """Create our folders and load settings; raises on anything an operator must fix."""
+        for folder in (self.config.data_dir, self.config.backups_dir):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.settings.load()
+        self._apply_settings(self.settings.snapshot())
+        self.settings.on_change(self._apply_settings)
+
+    def handle_signal(self, signum: int) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Serve until a stop is requested; `ready` is called once the socket accepts."""
+        self._stop = asyncio.Event()
+        self.prepare()
+        loop = asyncio.get_running_loop()
+        async with AsyncExitStack() as stack:
+            for factory in self._lifespans:
+                await stack.enter_async_context(factory())
+            self.server = RpcServer(
+                Dispatcher(self.methods),
+                self.config.socket,
+                group=self.config.socket_group,
+                mode=self.config.socket_mode,
+            )
+            await self.server.start()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.handle_signal, sig)
+            await self.event("xrayd_started", f"xrayd started (pid {os.getpid()})")
+            if ready is not None:
+                ready()
+            try:
+                await self._stop.wait()
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+                await self.server.stop(self.shutdown_grace)
