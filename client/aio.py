@@ -87,7 +87,8 @@ class XraydClient:
         try:
             writer.write(encode_request(method, params, id))
             await writer.drain()
-            response = await asyncio.wait_for(future, timeout or self.call_timeout)
+            async with asyncio.timeout(timeout or self.call_timeout):  # no extra task, unlike wait_for
+                response = await future
         except TimeoutError:
             raise CallTimeout(f"xrayd did not answer {method} in time") from None
         except (ConnectionError, OSError) as exc:

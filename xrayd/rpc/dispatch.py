@@ -58,6 +58,27 @@ def _wrap(name: str, fn: Method) -> Method:
     return call
 
 
+def _check_one(request: Any) -> None:
+    if not (
+        isinstance(request, dict)
+        and request.get("jsonrpc") == "2.0"
+        and isinstance(request.get("method"), str)
+        and isinstance(request.get("params", {}), dict | list)
+        and (not isinstance(request.get("id"), bool))
+        and isinstance(request.get("id"), str | int | float | type(None))
+        and request.keys() <= {"jsonrpc", "method", "params", "id"}
+    ):
+        raise ValueError("not a JSON-RPC 2.0 request")
+
+
+def validate_request(message: Any) -> Any:
+    """The JSON-RPC 2.0 request rules, checked by hand: the library's jsonschema check costs
+    more than the rest of a call put together."""
+    for request in message if isinstance(message, list) and message else [message]:
+        _check_one(request)
+    return message
+
+
 def _serialize(response: Any) -> dict[str, Any]:
     if isinstance(response, Left):
         err: ErrorResponse = response._error
@@ -78,7 +99,9 @@ class Dispatcher:
 
     async def handle(self, message: str) -> str | None:
         """Answer one line: a response line, or None when it held only notifications."""
-        response = await async_dispatch_to_response(message, self.methods, post_process=_serialize)
+        response = await async_dispatch_to_response(
+            message, self.methods, validator=validate_request, post_process=_serialize
+        )
         if response is None or response == []:
             return None
         return json.dumps(response, ensure_ascii=False, separators=(",", ":"), default=str)
