@@ -264,3 +264,21 @@ def test_peer_outside_group_is_refused(daemon_process: subprocess.Popen[bytes], 
         check=True,
     )
     assert out.stdout.strip() == "b''"
+
+
+async def test_before_restart_hooks_run_and_failures_do_not_block(sandbox: Sandbox) -> None:
+    """Every before-restart hook runs in order; one that fails does not stop the next."""
+    d = Daemon(sandbox.config)
+    seen: list[str] = []
+
+    async def first() -> None:
+        seen.append("first")
+        raise RuntimeError("counters unreachable")
+
+    async def second() -> None:
+        seen.append("second")
+
+    d.before_xray_restart(first)
+    d.before_xray_restart(second)
+    await d.prepare_xray_restart()
+    assert seen == ["first", "second"]

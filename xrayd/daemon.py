@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
@@ -38,6 +38,7 @@ class Daemon:
         self.events = EventLog(config.data_dir / "events.jsonl")
         self.methods: dict[str, Method] = {}
         self._lifespans: list[Lifespan] = []
+        self._before_xray_restart: list[Callable[[], Awaitable[None]]] = []
         self._stop: asyncio.Event | None = None
         self.server: RpcServer | None = None
         for module in MODULES:
@@ -51,6 +52,20 @@ class Daemon:
     def lifespan(self, factory: Callable[[], AsyncIterator[None]]) -> None:
         """Add a background service: an async generator that sets up, yields, tears down."""
         self._lifespans.append(contextlib.asynccontextmanager(factory))
+
+    def before_xray_restart(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` before every restart of Xray (the traffic ledger reads its counters)."""
+        self._before_xray_restart.append(hook)
+
+    async def prepare_xray_restart(self) -> None:
+        """Call this right before restarting Xray, whoever restarts it: a restart resets
+        Xray's counters, so what they hold must be read first. A failing hook is logged,
+        never a reason to refuse the restart."""
+        for hook in self._before_xray_restart:
+            try:
+                await hook()
+            except Exception:
+                log.exception("a before-restart hook failed")
 
     async def event(
         self,
