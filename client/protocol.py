@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 MAX_RESPONSE_LINE = 256 * 1024 * 1024
+
+# Named params that carry the call's context, not the method's arguments. xrayd's dispatcher
+# strips them before the method runs: `_actor` names who asked (for events), `_auth` holds a
+# credential digest and the scope the call needs, `_rid` is the request id both sides log.
+ACTOR, AUTH, REQUEST_ID = "_actor", "_auth", "_rid"
+RESERVED = (ACTOR, AUTH, REQUEST_ID)
+
+
+def credential_digest(secret: str) -> str:
+    """How a token or session crosses the socket and is stored: its SHA-256, never itself.
+    A plain hash is enough for 256-bit random secrets; there is nothing to brute-force."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 class RpcError(Exception):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
+from client import jsonlog
 from xrayd import config as config_mod
+from xrayd.rpc.dispatch import log_context
 
 EXIT_OK = 0
 EXIT_CONFIG = 3
@@ -35,11 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    jsonlog.setup(getattr(args, "log_level", "INFO"), context=log_context)
     if args.command == "demo":
         from xrayd.sandbox.demo import run_demo
 

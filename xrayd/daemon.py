@@ -17,7 +17,7 @@ from typing import Any
 
 from xrayd.config import Config
 from xrayd.events import EventLog
-from xrayd.rpc.dispatch import Dispatcher, Method
+from xrayd.rpc.dispatch import Authenticator, Dispatcher, Method, current_caller
 from xrayd.rpc.server import RpcServer
 from xrayd.settings import Settings
 
@@ -39,6 +39,7 @@ class Daemon:
         self.methods: dict[str, Method] = {}
         self._lifespans: list[Lifespan] = []
         self._before_xray_restart: list[Callable[[], Awaitable[None]]] = []
+        self._authenticate: Authenticator | None = None
         self._stop: asyncio.Event | None = None
         self.server: RpcServer | None = None
         for module in MODULES:
@@ -52,6 +53,10 @@ class Daemon:
     def lifespan(self, factory: Callable[[], AsyncIterator[None]]) -> None:
         """Add a background service: an async generator that sets up, yields, tears down."""
         self._lifespans.append(contextlib.asynccontextmanager(factory))
+
+    def authenticator(self, fn: Authenticator) -> None:
+        """Check the credentials the gateway forwards (the `_auth` param) with `fn`."""
+        self._authenticate = fn
 
     def before_xray_restart(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `hook` before every restart of Xray (the traffic ledger reads its counters)."""
@@ -76,7 +81,11 @@ class Daemon:
         service: str = "xrayd",
         data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The one way every module records what it changed."""
+        """The one way every module records what it changed. The event names its actor: the
+        caller of the RPC being served, unless `data` names one already."""
+        caller = current_caller()
+        if caller is not None and "actor" not in (data or {}):
+            data = {**(data or {}), "actor": caller.actor}
         return await self.events.append(type, message, severity=severity, service=service, data=data)
 
     def _apply_settings(self, values: dict[str, Any]) -> None:
@@ -108,7 +117,7 @@ class Daemon:
             for factory in self._lifespans:
                 await stack.enter_async_context(factory())
             self.server = RpcServer(
-                Dispatcher(self.methods),
+                Dispatcher(self.methods, authenticate=self._authenticate),
                 self.config.socket,
                 group=self.config.socket_group,
                 mode=self.config.socket_mode,

@@ -40,6 +40,20 @@ class InvalidParams(DomainError):
         super().__init__(message, param=param)
 
 
+class Unauthorized(DomainError):
+    """No valid credential: an unknown or revoked token, an expired session, a wrong password."""
+
+    CODE = 401
+    ERROR = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """A valid credential whose scope does not cover the call."""
+
+    CODE = 403
+    ERROR = "forbidden"
+
+
 class NotFound(DomainError):
     CODE = 404
     ERROR = "not_found"
@@ -58,6 +72,11 @@ class TooLarge(DomainError):
 class Unprocessable(DomainError):
     CODE = 422
     ERROR = "unprocessable"
+
+
+class TooManyRequests(DomainError):
+    CODE = 429
+    ERROR = "rate_limited"
 
 
 class Internal(DomainError):

@@ -16,6 +16,13 @@ class Peer:
     uid: int
     gid: int
 
+    def name(self) -> str:
+        """The peer as an actor in events: `local:USER` (a call made straight on the socket)."""
+        try:
+            return f"local:{pwd.getpwuid(self.uid).pw_name}"
+        except KeyError:
+            return f"local:uid={self.uid}"
+
 
 def peer_of(sock: socket.socket) -> Peer:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))

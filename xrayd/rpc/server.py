@@ -127,14 +127,14 @@ class RpcServer:
         assert task is not None
         self._conns.add(task)
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, peer.name())
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self._conns.discard(task)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: str) -> None:
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         mine: set[asyncio.Task[None]] = set()
         try:
@@ -156,7 +156,7 @@ class RpcServer:
                 if not line.strip():
                     continue
                 await slots.acquire()
-                call = asyncio.create_task(self._answer(line, writer, slots))
+                call = asyncio.create_task(self._answer(line, writer, slots, origin))
                 self._calls.add(call)
                 mine.add(call)
                 call.add_done_callback(self._calls.discard)
@@ -165,13 +165,15 @@ class RpcServer:
             if mine:
                 await asyncio.wait(mine)
 
-    async def _answer(self, line: bytes, writer: asyncio.StreamWriter, slots: asyncio.Semaphore) -> None:
+    async def _answer(
+        self, line: bytes, writer: asyncio.StreamWriter, slots: asyncio.Semaphore, origin: str
+    ) -> None:
         try:
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:
                 text = "\x00"  # not JSON: the dispatcher answers -32700
-            reply = await self.dispatcher.handle(text)
+            reply = await self.dispatcher.handle(text, origin=origin)
             if reply is not None and not writer.is_closing():
                 writer.write(reply.encode("utf-8") + b"\n")
                 await writer.drain()

@@ -1,0 +1,54 @@
+"""Structured logs: the JSON line format, and xrayd writing the request id it was given."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import signal
+
+from conftest import spawn_daemon
+
+from client import jsonlog
+from client.sync import SyncXraydClient
+from xrayd.sandbox.builder import Sandbox
+
+
+def test_a_record_is_one_json_line_with_context_and_extras() -> None:
+    """ts, level, logger, msg, the context's non-null fields, extras and the traceback."""
+    stream = io.StringIO()
+    logger = logging.getLogger("xr.test.jsonlog")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(jsonlog.JsonFormatter(lambda: {"request_id": "r1", "actor": None}))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("hello %s\nworld", "you", extra={"status": 200})
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["ts"].endswith("Z") and first["level"] == "warning" and first["logger"] == "xr.test.jsonlog"
+    assert first["msg"] == "hello you\nworld" and first["request_id"] == "r1" and first["status"] == 200
+    assert "actor" not in first
+    assert second["level"] == "error" and "RuntimeError: boom" in second["exc"]
+
+
+def test_xrayd_logs_each_call_with_its_request_id(sandbox: Sandbox) -> None:
+    """A real xrayd writes JSON lines on stderr; a call's line names its method, actor and id."""
+    proc = spawn_daemon(sandbox.config_file, sandbox.config.socket)
+    try:
+        with SyncXraydClient(str(sandbox.config.socket)) as client:
+            client.call("events.list", {"limit": 1, "_rid": "req-42", "_actor": "token:ci"})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.stderr is not None
+    lines = [json.loads(line) for line in proc.stderr.read().decode().splitlines()]
+    proc.stderr.close()
+    calls = [ln for ln in lines if ln.get("request_id") == "req-42"]
+    assert calls and calls[0]["method"] == "events.list" and calls[0]["actor"] == "token:ci"
+    assert calls[0]["outcome"] == "ok" and calls[0]["ms"] >= 0
