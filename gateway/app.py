@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,13 +14,17 @@ from aiohttp import web
 from client.aio import XraydClient
 from client.protocol import CallTimeout, DaemonUnavailable, RpcError
 from gateway import keys
+from gateway.auth import add_auth_routes, auth_middleware, call_context
+from gateway.body import read_body
 from gateway.errors import ApiError, error_middleware
+from gateway.headers import request_id_middleware, security_headers
+from gateway.keys import Options
+from gateway.openapi import add_openapi
 from gateway.routes import ROUTES, Route
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-PUBLIC_PATHS = frozenset({"/api/ping"})
 
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
@@ -30,41 +33,16 @@ def json_ok(body: Any) -> web.Response:
     return web.json_response(body, dumps=_dumps)
 
 
-@web.middleware
-async def auth_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        expected = request.app[keys.TOKEN]
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            raise ApiError(401, "unauthorized", "Send `Authorization: Bearer <token>`.")
-    return await handler(request)
-
-
-async def _read_body(request: web.Request) -> dict[str, Any]:
-    if not request.body_exists:
-        return {}
-    raw = await request.read()  # aiohttp enforces client_max_size (413)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
-    return body
-
-
 async def params_for(route: Route, request: web.Request) -> dict[str, Any]:
     """Coerce and check the query, body and path parameters a route declares."""
     if route.spread_body:
-        return await _read_body(request)
+        body = await read_body(request)
+        if any(key.startswith("_") for key in body):  # reserved for the call's context
+            raise ApiError(400, "invalid_params", "Body keys may not start with an underscore.")
+        return body
     given: dict[str, Any] = dict(request.query)
     if request.method in ("POST", "PUT", "DELETE"):
-        given.update(await _read_body(request))
+        given.update(await read_body(request))
     for url_name, param in route.path_params.items():
         given[param] = request.match_info[url_name]
     params = {}
@@ -81,6 +59,7 @@ async def params_for(route: Route, request: web.Request) -> dict[str, Any]:
 def _handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         params = await params_for(route, request)
+        params.update(call_context(request, route.scope(params)))
         result = await request.app[keys.CLIENT].call(route.rpc, params, timeout=route.timeout)
         return json_ok(result)
 
@@ -92,7 +71,7 @@ async def ping(request: web.Request) -> web.Response:
     """Answers while xrayd is down too; says whether xrayd is reachable."""
     daemon: dict[str, Any] = {"ok": False}
     try:
-        await request.app[keys.CLIENT].call("system.ping", timeout=2.0)
+        await request.app[keys.CLIENT].call("system.ping", call_context(request, "read"), timeout=2.0)
         daemon = {"ok": True}
     except (DaemonUnavailable, CallTimeout, RpcError) as exc:
         daemon["message"] = str(exc)
@@ -104,12 +83,23 @@ async def not_found(request: web.Request) -> web.Response:
     raise ApiError(404, "not_found", f"There is no endpoint {request.path}.")
 
 
-def create_app(socket_path: str, token: str, *, client: XraydClient | None = None) -> web.Application:
-    """Build the gateway for the xrayd socket at `socket_path`, guarded by `token`."""
-    if not token:
+def create_app(
+    socket_path: str,
+    token: str | None,
+    *,
+    client: XraydClient | None = None,
+    options: Options | None = None,
+) -> web.Application:
+    """Build the gateway for the xrayd socket at `socket_path`; `token` (the token file's
+    content) is an admin credential besides the named tokens and sessions xrayd keeps."""
+    if token is not None and not token:
         raise ValueError("the API token is empty")
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, auth_middleware])
-    app[keys.TOKEN] = token
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[request_id_middleware, error_middleware, auth_middleware]
+    )
+    app[keys.TOKEN] = token or ""
+    app[keys.OPTIONS] = options or Options()
+    app.on_response_prepare.append(security_headers(app[keys.OPTIONS].https))
 
     async def xrayd_client(app: web.Application) -> AsyncIterator[None]:
         app[keys.CLIENT] = client or XraydClient(socket_path)
@@ -118,6 +108,8 @@ def create_app(socket_path: str, token: str, *, client: XraydClient | None = Non
 
     app.cleanup_ctx.append(xrayd_client)
     app.router.add_get("/api/ping", ping)
+    add_auth_routes(app)
+    add_openapi(app)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _handler(route))
     app.router.add_route("*", "/api/{tail:.*}", not_found)

@@ -6,6 +6,7 @@ Everything else (handlers, the OpenAPI document) is derived from this table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.params import Bool, Date, Enum, Float, Int, Param, Str
 
@@ -22,9 +23,32 @@ class Route:
     spread_body: bool = False  # the whole JSON body is the params (settings.update)
     timeout: float = 30.0
     summary: str = ""
+    admin: bool = False  # a GET that still needs the admin scope (it runs programs as root)
+    admin_if: str = ""  # a bool param that, when true, makes the call need the admin scope
+    returns: dict[str, Any] | None = None  # JSON Schema of the result (OpenAPI); None: an object
+
+    def scope(self, params: dict[str, Any]) -> str:
+        """The token scope a call needs: `read` for a GET that changes and reveals nothing."""
+        if self.method != "GET" or self.admin or (self.admin_if and params.get(self.admin_if)):
+            return "admin"
+        return "read"
 
 
 _EMAIL = Str(64, "the user's email (the key of their traffic counters)")
+_EVENT = {
+    "type": "object",
+    "required": ["ts", "type", "severity", "service", "message", "data"],
+    "properties": {
+        "ts": {"type": "string"},
+        "type": {"type": "string"},
+        "severity": {"enum": ["info", "warning", "error"]},
+        "service": {"type": "string"},
+        "message": {"type": "string"},
+        "data": {"type": "object"},
+    },
+}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_SETTINGS = {"type": "object", "additionalProperties": {"type": "object"}}
 _METRIC = Enum("traffic", "conns")
 _SCOPE = Enum("global", "user")
 
@@ -109,6 +133,11 @@ ROUTES: tuple[Route, ...] = (
             "severity": Enum("info", "warning", "error"),
             "service": Str(64),
         },
+        returns={
+            "type": "object",
+            "required": ["events", "total"],
+            "properties": {"events": {"type": "array", "items": _EVENT}, "total": {"type": "integer"}},
+        },
         summary="Events, newest first",
     ),
     Route(
@@ -116,6 +145,22 @@ ROUTES: tuple[Route, ...] = (
         "/api/events/stats",
         "events.stats",
         {"hours": Float(1, 8760)},
+        returns={
+            "type": "object",
+            "required": ["stats"],
+            "properties": {
+                "stats": {
+                    "type": "object",
+                    "required": ["by_type", "by_severity", "by_service", "total"],
+                    "properties": {
+                        "by_type": _COUNTS,
+                        "by_severity": _COUNTS,
+                        "by_service": _COUNTS,
+                        "total": {"type": "integer"},
+                    },
+                }
+            },
+        },
         summary="Event counts by type, severity and service",
     ),
     Route("GET", "/api/system/status", "system.status", summary="Service states"),
@@ -129,15 +174,37 @@ ROUTES: tuple[Route, ...] = (
         timeout=LONG,
         summary="Restart a service",
     ),
-    Route("GET", "/api/settings", "settings.get", summary="All settings"),
+    Route(
+        "GET",
+        "/api/settings",
+        "settings.get",
+        returns={"type": "object", "required": ["settings"], "properties": {"settings": _SETTINGS}},
+        summary="All settings",
+    ),
     Route(
         "POST",
         "/api/settings",
         "settings.update",
         spread_body=True,
+        returns={
+            "type": "object",
+            "required": ["ok", "settings", "changed"],
+            "properties": {
+                "ok": {"const": True},
+                "settings": _SETTINGS,
+                "changed": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         summary="Change settings (a partial object)",
     ),
-    Route("GET", "/api/xray/config", "xray.config", {"reveal": Bool()}, summary="Xray's config.json"),
+    Route(
+        "GET",
+        "/api/xray/config",
+        "xray.config",
+        {"reveal": Bool("show the REALITY private key (needs the admin scope)")},
+        admin_if="reveal",
+        summary="Xray's config.json",
+    ),
     Route("POST", "/api/xray/restart", "xray.restart", timeout=LONG, summary="Restart Xray"),
     Route("GET", "/api/xray/reality", "xray.reality", summary="REALITY parameters"),
     Route("GET", "/api/collector/status", "collector.status", summary="Collector state"),
@@ -188,6 +255,7 @@ ROUTES: tuple[Route, ...] = (
         "tests.run",
         {"path": Str(512), "verbose": Bool()},
         timeout=LONG,
+        admin=True,
         summary="Run the self-tests",
     ),
     Route("GET", "/api/tests/list", "tests.list", summary="Test files"),

@@ -94,6 +94,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "keep_files": Field(5, _int(1, 100)),
         "max_file_mb": Field(10, _int(1, 1024)),
     },
+    "auth": {
+        "session_hours": Field(12, _int(1, 720)),
+        "login_max_failures": Field(5, _int(1, 100)),
+        "login_window_seconds": Field(300, _int(10, 86400)),
+    },
 }
 
 

@@ -51,13 +51,16 @@ class Caller:
     actor: str
     scope: str = "admin"
     request_id: str | None = None
+    uid: int | None = None  # the socket peer's user id (None when not known)
 
 
 # (actor, scope) for the `_auth` param; raises Unauthorized or Forbidden.
 Authenticator = Callable[[Any], tuple[str, str]]
 
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("xrayd_caller", default=None)
-_origin: contextvars.ContextVar[str] = contextvars.ContextVar("xrayd_origin", default="local")
+_origin: contextvars.ContextVar[tuple[str, int | None]] = contextvars.ContextVar(
+    "xrayd_origin", default=("local", None)
+)
 
 
 def current_caller() -> Caller | None:
@@ -75,14 +78,15 @@ def _caller_of(reserved: dict[str, Any], authenticate: Authenticator | None) -> 
     rid = reserved.get(REQUEST_ID)
     if rid is not None and not (isinstance(rid, str) and _RID.fullmatch(rid)):
         raise InvalidParams(REQUEST_ID, f"{REQUEST_ID} must be 1 to 64 letters, digits, dots, dashes.")
+    origin, uid = _origin.get()
     if AUTH in reserved:
         if authenticate is None:
             raise InvalidParams(AUTH, "This daemon checks no credentials.")
         actor, scope = authenticate(reserved[AUTH])
-        return Caller(actor, scope, rid)
+        return Caller(actor, scope, rid, uid)
     if ACTOR in reserved:
-        return Caller(validate.text(ACTOR, reserved[ACTOR], max_len=128), "admin", rid)
-    return Caller(_origin.get(), "admin", rid)
+        return Caller(validate.text(ACTOR, reserved[ACTOR], max_len=128), "admin", rid, uid)
+    return Caller(origin, "admin", rid, uid)
 
 
 def error_object(code: int, detail: Any = None) -> dict[str, Any]:
@@ -176,10 +180,10 @@ class Dispatcher:
     def __init__(self, methods: Mapping[str, Method], *, authenticate: Authenticator | None = None) -> None:
         self.methods = {name: _wrap(name, fn, authenticate) for name, fn in methods.items()}
 
-    async def handle(self, message: str, *, origin: str = "local") -> str | None:
+    async def handle(self, message: str, *, origin: str = "local", uid: int | None = None) -> str | None:
         """Answer one line: a response line, or None when it held only notifications.
-        `origin` names the socket peer: the actor of calls that name none."""
-        _origin.set(origin)
+        `origin` names the socket peer (the actor of calls that name none), `uid` is its user."""
+        _origin.set((origin, uid))
         response = await async_dispatch_to_response(
             message, self.methods, validator=validate_request, post_process=_serialize
         )

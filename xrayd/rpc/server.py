@@ -19,7 +19,7 @@ from pathlib import Path
 
 from xrayd.errors import INVALID_REQUEST
 from xrayd.rpc.dispatch import Dispatcher, error_object
-from xrayd.rpc.peer import PeerPolicy, peer_of
+from xrayd.rpc.peer import Peer, PeerPolicy, peer_of
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +127,16 @@ class RpcServer:
         assert task is not None
         self._conns.add(task)
         try:
-            await self._serve(reader, writer, peer.name())
+            await self._serve(reader, writer, peer)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self._conns.discard(task)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: str) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        origin = (peer.name(), peer.uid)  # looked up once per connection, not per call
         mine: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -166,14 +167,14 @@ class RpcServer:
                 await asyncio.wait(mine)
 
     async def _answer(
-        self, line: bytes, writer: asyncio.StreamWriter, slots: asyncio.Semaphore, origin: str
+        self, line: bytes, writer: asyncio.StreamWriter, slots: asyncio.Semaphore, origin: tuple[str, int]
     ) -> None:
         try:
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:
                 text = "\x00"  # not JSON: the dispatcher answers -32700
-            reply = await self.dispatcher.handle(text, origin=origin)
+            reply = await self.dispatcher.handle(text, origin=origin[0], uid=origin[1])
             if reply is not None and not writer.is_closing():
                 writer.write(reply.encode("utf-8") + b"\n")
                 await writer.drain()
