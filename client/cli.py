@@ -5,11 +5,16 @@
 
 `xrayctl users list` calls `users.list`; `--include-today` means include_today=true. A value
 that parses as JSON is sent as JSON (numbers, true, lists), anything else as a string.
+
+    xrayctl tokens create NAME [--scope read|admin]    (prints the token once)
+    xrayctl tokens list | xrayctl tokens revoke NAME
+    xrayctl admin set-password                         (asks for it; never on the command line)
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -20,6 +25,18 @@ from client.protocol import CallTimeout, DaemonUnavailable, RpcError
 from client.sync import SyncXraydClient
 
 EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+POSITIONAL = {"tokens.create": "name", "tokens.revoke": "name"}  # `xrayctl tokens revoke ci`
+SECRET = {"admin.set_password": "password"}  # asked for, so it stays out of ps and shell history
+
+
+def ask_secret(name: str) -> str:
+    """Read a secret: twice from a terminal (without echo), else one line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass(f"{name}: ")
+    if getpass.getpass(f"{name} again: ") != first:
+        raise ValueError(f"the two {name}s differ")
+    return first
 
 
 def parse_params(tokens: list[str]) -> dict[str, Any]:
@@ -117,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         print("xrayctl: give `call METHOD` or `MODULE ACTION`", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if method in POSITIONAL and rest and not rest[0].startswith("-") and "=" not in rest[0]:
+            rest = [f"{POSITIONAL[method]}={rest[0]}", *rest[1:]]
         params = parse_params(rest)
+        if method in SECRET and SECRET[method] not in params:
+            params[SECRET[method]] = ask_secret(SECRET[method])
     except ValueError as exc:
         print(f"xrayctl: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -279,3 +279,25 @@ def test_sessions_expire_and_are_bounded() -> None:
     assert not sessions.valid(credential_digest(first))
     made = [sessions.open(1000 + i)[0] for i in range(MAX_SESSIONS + 1)]
     assert not sessions.valid(credential_digest(made[0])) and sessions.valid(credential_digest(made[-1]))
+
+
+def test_xrayctl_manages_tokens_and_the_password(daemon_process, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    """`xrayctl tokens create NAME`, `list`, `revoke NAME`, and `admin set-password` from stdin."""
+    import json
+    import subprocess
+    import sys
+
+    def xrayctl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        env = {"XRAYD_SOCKET": str(sandbox.config.socket), "PATH": "/usr/bin:/bin"}
+        cmd = [sys.executable, "-m", "client", *args]
+        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+    made = xrayctl("tokens", "create", "deploy", "--scope", "admin")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["token"].startswith("xrt_")
+    assert "deploy" in xrayctl("-o", "table", "tokens", "list").stdout
+    assert xrayctl("tokens", "revoke", "deploy").returncode == 0
+    assert xrayctl("tokens", "revoke", "deploy").returncode == 1
+    done = xrayctl("admin", "set-password", stdin=PASSWORD + "\n")
+    assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True
+    assert PASSWORD not in (sandbox.config.data_dir / "auth.json").read_text()
