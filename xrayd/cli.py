@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole product in a sandbox folder, no root needed")
     demo.add_argument("--dir", type=Path, default=Path("build/demo"), help="sandbox folder")
     demo.add_argument("--port", type=int, default=8787, help="gateway port on 127.0.0.1")
+    for name, what in (
+        ("install", "set up the units, accounts and first token; start"),
+        ("uninstall", "stop and remove the units; keep the data"),
+    ):
+        cmd = sub.add_parser(name, help=what)
+        cmd.add_argument("--root", type=Path, default=Path("/"), help="install under this folder (tests)")
+        cmd.add_argument("--systemctl", type=Path, default=Path("/usr/bin/systemctl"))
+        cmd.add_argument(
+            "--bin-dir",
+            type=Path,
+            default=Path(sys.executable).parent,
+            help="where xrayd and xray-gateway are",
+        )
     return p
 
 
@@ -41,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         from xrayd.sandbox.demo import run_demo
 
         return run_demo(args.dir, port=args.port)
+    if args.command in ("install", "uninstall"):
+        return setup(args.command, args.root.resolve(), args.systemctl, args.bin_dir)
     try:
         config = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
@@ -50,6 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         print(config_mod.to_toml(config), end="")
         return EXIT_OK
     return serve(config)
+
+
+def setup(command: str, root: Path, systemctl: Path, bin_dir: Path) -> int:
+    import subprocess
+
+    from xrayd import install
+
+    if root == Path("/") and os.geteuid() != 0:
+        print(f"xrayd {command}: run it as root", file=sys.stderr)
+        return EXIT_START
+    target = install.Target(root=root, bin_dir=bin_dir.resolve(), systemctl=systemctl)
+    try:
+        (install.install if command == "install" else install.uninstall)(target)
+    except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+        print(f"xrayd {command}: {exc}", file=sys.stderr)
+        return EXIT_START
+    return EXIT_OK
 
 
 def serve(config: config_mod.Config) -> int:

@@ -3,8 +3,9 @@
 Restarting the xray unit starts the fake Xray from its config file, checked by the same code as
 `xray run -test`, so a restart loses counters and API-added users exactly as a real one does.
 As with Xray's real unit (Type=simple), `restart` exits 0 even when Xray dies at once on a bad
-config: the caller learns it from `is-active`, which then says `failed`. Every call is recorded
-in the state's `calls` for tests to assert on.
+config: the caller learns it from `is-active`, which then says `failed`. `enable`/`disable
+[--now]` and `daemon-reload` serve the installer. Every call is recorded in the state's `calls`
+for tests to assert on.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _options(argv: Sequence[str]) -> tuple[set[str], list[str], list[str]] | Rep
             properties += arg.removeprefix("--property=").split(",")
         elif arg.startswith("-p"):
             properties += arg[2:].split(",")
-        elif arg in ("-q", "--quiet", "--value") or arg in _IGNORED:
+        elif arg in ("-q", "--quiet", "--value", "--now") or arg in _IGNORED:
             flags.add("quiet" if arg in ("-q", "--quiet") else arg)
         elif arg.startswith("-"):
             return Reply(1, err=f"systemctl: unrecognized option '{arg}'\n")
@@ -109,6 +110,21 @@ def _change(state: State, verb: str, units: list[str]) -> Reply:
     return Reply()
 
 
+def _enable(state: State, verb: str, units: list[str], now: bool) -> Reply:
+    """enable or disable (with --now: and start or stop); the units become known, as after
+    an installer wrote their files and ran daemon-reload."""
+    if not units:
+        return Reply(1, err="Too few arguments.\n")
+    enabled = state.setdefault("enabled", [])
+    for unit in units:
+        state["unit_states"].setdefault(unit, "inactive")
+        if verb == "enable" and unit not in enabled:
+            enabled.append(unit)
+        elif verb == "disable" and unit in enabled:
+            enabled.remove(unit)
+    return _change(state, "start" if verb == "enable" else "stop", units) if now else Reply()
+
+
 def _answer(state: State, argv: Sequence[str]) -> Reply:
     state["calls"] = [*state["calls"], list(argv)][-CALLS_KEPT:]
     parsed = _options(argv)
@@ -124,6 +140,10 @@ def _answer(state: State, argv: Sequence[str]) -> Reply:
         return _show(state, units, properties, "--value" in flags)
     if verb in ("start", "restart", "stop"):
         return _change(state, verb, units)
+    if verb in ("enable", "disable"):
+        return _enable(state, verb, units, "--now" in flags)
+    if verb == "daemon-reload":
+        return Reply()
     return Reply(1, err=f"Unknown command verb '{verb}'.\n")
 
 
