@@ -18,24 +18,23 @@ from xrayd.sandbox.builder import Sandbox, build
 def start_stack(sandbox: Sandbox, port: int, *, timeout: float = 20.0) -> list[subprocess.Popen[bytes]]:
     """Start xrayd and the gateway for `sandbox`; return once /api/ping answers."""
     log_dir = sandbox.root / "log"
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "xrayd", "serve", "--config", str(sandbox.config_file)],
-        stderr=(log_dir / "xrayd.log").open("ab"),
-    )
-    gateway = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "--socket",
-            str(sandbox.config.socket),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--token-file",
-            str(sandbox.token_file),
-        ],
-        stderr=(log_dir / "gateway.log").open("ab"),
-    )
+    with (log_dir / "xrayd.log").open("ab") as log:  # the child keeps its own copy of the fd
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "xrayd", "serve", "--config", str(sandbox.config_file)], stderr=log
+        )
+    gateway_argv = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "--socket",
+        str(sandbox.config.socket),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--token-file",
+        str(sandbox.token_file),
+    ]
+    with (log_dir / "gateway.log").open("ab") as log:
+        gateway = subprocess.Popen(gateway_argv, stderr=log)
     procs = [daemon, gateway]
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}/api/ping"
