@@ -15,6 +15,7 @@ from aiohttp import web
 from client.aio import XraydClient
 from client.protocol import CallTimeout, DaemonUnavailable, RpcError
 from gateway import keys
+from gateway.console import add_console
 from gateway.errors import ApiError, error_middleware
 from gateway.routes import ROUTES, Route
 
@@ -121,4 +122,5 @@ def create_app(socket_path: str, token: str, *, client: XraydClient | None = Non
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _handler(route))
     app.router.add_route("*", "/api/{tail:.*}", not_found)
+    add_console(app)
     return app
