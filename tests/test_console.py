@@ -463,3 +463,39 @@ def test_restore_a_backup(page: Any, stack: Stack) -> None:
     dialog.locator("button[type=submit]").click()
     page.locator(".toast", has_text="restored").wait_for()
     assert email not in {u["email"] for u in stack.call("GET", "/api/users")[1]["users"]}
+
+
+def _restart_calls(stack: Stack) -> list[list[str]]:
+    calls = standin_state.read_state(stack.sandbox.state_dir)["calls"]
+    return [argv for argv in calls if "restart" in argv]
+
+
+def test_keyboard_reaches_everything_and_escape_cancels_a_restart(page: Any, stack: Stack) -> None:
+    """Tab starts at the skip link; the restart menu works by keyboard; Esc cancels, nothing restarts."""
+    sign_in(page, stack, "events")
+    page.reload()  # a fresh load, as the operator opens the console
+    page.locator(".events").wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    before = _restart_calls(stack)
+    page.focus(".menu > summary")
+    page.keyboard.press("Enter")
+    page.locator(".menu-list [data-target=xray]").focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog")
+    assert dialog.locator("h2").inner_text() == "Restart Xray?"
+    shot(page, "restart-confirm")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    assert _restart_calls(stack) == before
+
+
+def test_a_confirmed_restart_reports_its_outcome(page: Any, stack: Stack) -> None:
+    """Restart Next.js from the header: the dialog shows progress, then a toast says it is done."""
+    needs(stack, "GET /api/system/status")
+    sign_in(page, stack, "overview")
+    page.click(".menu > summary")
+    page.click(".menu-list [data-target=nextjs]")
+    page.click("dialog button[type=submit]")
+    page.locator(".toast", has_text="Next.js restarted").wait_for()
+    assert any("xray-report-ui.service" in argv for argv in _restart_calls(stack))

@@ -117,7 +117,7 @@ export function dialog({ title, body, confirm = t("ok"), danger = false, action 
     });
     document.body.append(el);
     el.showModal();
-    (el.querySelector("input, select, textarea") || ok).focus();
+    (el.querySelector("input, select, textarea") || (danger ? cancel : ok)).focus();
   });
 }
 
