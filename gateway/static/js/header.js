@@ -1,7 +1,7 @@
 // The header on every page: navigation, service states, CPU/RAM/disk, ports, restarts, theme.
 import { auth, get, post } from "./api.js";
 import { h, replace } from "./dom.js";
-import { percent } from "./format.js";
+import { bytes, percent } from "./format.js";
 import { t } from "./i18n.js";
 import { every } from "./poller.js";
 import { button, dialog, isAbort, toast } from "./ui.js";
@@ -40,11 +40,11 @@ export function percentOf(value) {
   return inner ? inner.percent : null;
 }
 
-function meter(name, value) {
+function meter(name, value, detail = "") {
   const level = value === null ? "unknown" : value >= 90 ? "high" : value >= 70 ? "mid" : "low";
   return h(
     "span",
-    { class: ["meter", `meter-${level}`], dataset: { resource: name } },
+    { class: ["meter", `meter-${level}`], dataset: { resource: name }, title: detail || null },
     h("span", { class: "meter-name" }, t(`resource.${name}`)),
     h("span", { class: "meter-value" }, percent(value)),
   );
@@ -89,7 +89,14 @@ async function refresh(status, resources, ports, signal) {
   const states = st.status === "fulfilled" ? st.value : {};
   replace(status, ...SERVICES.map((name) => serviceDot(name, states[name])));
   const r = res.status === "fulfilled" ? res.value : {};
-  replace(resources, meter("cpu", percentOf(r.cpu)), meter("ram", percentOf(r.memory)), meter("disk", percentOf(r.disk)));
+  const used = (part) => (part && part.total ? `${bytes(part.used)} / ${bytes(part.total)}` : "");
+  const load = Array.isArray(r.cpu?.load_avg) ? `${t("resource.load")}: ${r.cpu.load_avg.join(" ")}` : "";
+  replace(
+    resources,
+    meter("cpu", percentOf(r.cpu), load),
+    meter("ram", percentOf(r.memory), used(r.memory)),
+    meter("disk", percentOf(r.disk), used(r.disk)),
+  );
   const list = po.status === "fulfilled" ? po.value.ports || [] : [];
   replace(
     ports,

@@ -42,6 +42,7 @@ export const STRINGS = {
     "resource.cpu": "CPU",
     "resource.ram": "RAM",
     "resource.disk": "Disk",
+    "resource.load": "load average",
     "restart.menu": "Restart",
     "restart.title": "Restart {name}?",
     "restart.confirm": "Restart {name}",
