@@ -14,7 +14,7 @@ function niceMax(value) {
 
 /**
  * series: [{name, cls, points: [{x: Date|ms, y: number}]}], all with the same x values.
- * yFormat formats values; xFormat formats x labels.
+ * yFormat formats values; xFormat formats the x labels, given as Dates.
  */
 export function lineChart({ series, yFormat = String, xFormat = String, label = "", height = 220 }) {
   const box = h("div", { class: "chart", role: "img", "aria-label": label });
@@ -43,7 +43,7 @@ export function lineChart({ series, yFormat = String, xFormat = String, label = 
     const xLabels = Array.from({ length: ticks }, (_, i) => {
       const x = xs[Math.round((i * (xs.length - 1)) / Math.max(ticks - 1, 1))];
       const anchor = i === 0 ? "start" : i === ticks - 1 ? "end" : "middle";
-      return s("text", { class: "axis", x: px(x), y: height - 6, "text-anchor": anchor }, xFormat(x));
+      return s("text", { class: "axis", x: px(x), y: height - 6, "text-anchor": anchor }, xFormat(new Date(x)));
     });
     const lines = series.map((ser) => {
       const d = ser.points.map((p, i) => `${i ? "L" : "M"}${px(+p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join("");
@@ -61,7 +61,7 @@ export function lineChart({ series, yFormat = String, xFormat = String, label = 
       cursor.setAttribute("visibility", "visible");
       replace(
         tip,
-        h("strong", null, xFormat(xs[i], true)),
+        h("strong", null, xFormat(new Date(xs[i]))),
         ...series.map((ser) => h("div", { class: ser.cls }, `${ser.name}: ${yFormat(ser.points[i]?.y ?? 0)}`)),
       );
       tip.hidden = false;

@@ -79,9 +79,9 @@ export function toast(message, kind = "ok") {
 /**
  * A modal dialog. `body` is a node or text; `action(dialog)` runs on confirm and may throw:
  * its error is shown inside the dialog, which stays open. Resolves with action's result, or
- * null when cancelled.
+ * null when cancelled. An information dialog (cancellable: false) has only its confirm button.
  */
-export function dialog({ title, body, confirm = t("ok"), danger = false, action = async () => true, form = null }) {
+export function dialog({ title, body, confirm = t("ok"), danger = false, action = async () => true, form = null, cancellable = true }) {
   return new Promise((resolve) => {
     const error = errorLine();
     const ok = button(confirm, null, { kind: danger ? "danger" : "primary", type: "submit" });
@@ -97,7 +97,7 @@ export function dialog({ title, body, confirm = t("ok"), danger = false, action 
         typeof body === "string" ? h("p", null, body) : body,
         content,
         error,
-        h("div", { class: "dialog-actions" }, cancel, ok),
+        h("div", { class: "dialog-actions" }, cancellable ? cancel : null, ok),
       ),
     );
     let result = null;

@@ -21,6 +21,12 @@ function connsOf(row) {
   return row?.conns ?? row?.connections ?? null;
 }
 
+/** A day as the server names it ("2026-12-04", server-local): midnight of that day here. */
+function dayStart(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || "");
+  return m ? new Date(+m[1], +m[2] - 1, +m[3]).getTime() : Date.parse(text);
+}
+
 /** The dashboard answer in one shape, whatever names its lists carry. */
 export function normalize(data) {
   const totals = data.totals || data.total || {};
@@ -34,7 +40,7 @@ export function normalize(data) {
     conns: connsOf(totals),
     online: data.online ?? totals.online ?? null,
     offline: data.offline ?? totals.offline ?? null,
-    series: series.map((p) => ({ x: Date.parse(p.date || p.day || p.time), traffic: trafficOf(p) || 0, conns: connsOf(p) || 0 })),
+    series: series.map((p) => ({ x: dayStart(p.date || p.day || p.time), traffic: trafficOf(p) || 0, conns: connsOf(p) || 0 })),
     users: users.map((u) => ({ ...u, traffic: trafficOf(u), conns: connsOf(u) })),
     domains: domains.map((d) => ({ label: d.domain || d.name, value: connsOf(d) ?? d.value ?? 0 })),
   };

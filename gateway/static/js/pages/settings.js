@@ -187,7 +187,7 @@ function backupsTab() {
       const preview = async (b) => {
         const body = h("div");
         fill(body, async () => diffView((await get(`${path(b.name)}/preview`)).preview));
-        await dialog({ title: t("backups.preview_title", { name: b.name }), body, confirm: t("close") });
+        await dialog({ title: t("backups.preview_title", { name: b.name }), body, confirm: t("close"), cancellable: false });
       };
       const restore = async (b) => {
         const body = h("div");

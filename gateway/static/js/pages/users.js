@@ -46,7 +46,7 @@ async function showLink(user) {
     if (!src) return h("p", { class: "muted" }, t("users.no_qr"));
     return h("img", { src, alt: t("users.qr_alt", { name }), class: "qr-img", width: 240, height: 240 });
   });
-  await dialog({ title: t("users.link_title", { name }), body, confirm: t("close") });
+  await dialog({ title: t("users.link_title", { name }), body, confirm: t("close"), cancellable: false });
 }
 
 function addForm(onAdded) {
