@@ -16,6 +16,7 @@ from client.protocol import CallTimeout, DaemonUnavailable, RpcError
 from gateway import keys
 from gateway.auth import add_auth_routes, auth_middleware, call_context
 from gateway.body import read_body
+from gateway.console import add_console
 from gateway.errors import ApiError, error_middleware
 from gateway.headers import request_id_middleware, security_headers
 from gateway.keys import Options
@@ -113,4 +114,5 @@ def create_app(
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _handler(route))
     app.router.add_route("*", "/api/{tail:.*}", not_found)
+    add_console(app)
     return app

@@ -246,7 +246,7 @@ def test_peer_outside_group_is_refused(daemon_process: subprocess.Popen[bytes], 
     code = (
         "import socket,sys\n"
         "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
-        "try:\n"
+        "try:\n"  # the daemon may close before the request is even written: EPIPE
         '    s.sendall(b\'{"jsonrpc":"2.0","method":"system.ping","id":1}\\n\')\n'
         "    data=s.recv(4096)\n"
         "except (ConnectionResetError, BrokenPipeError):\n    data=b''\n"
@@ -284,3 +284,4 @@ async def test_before_restart_hooks_run_and_failures_do_not_block(sandbox: Sandb
     d.before_xray_restart(second)
     await d.prepare_xray_restart()
     assert seen == ["first", "second"]
+

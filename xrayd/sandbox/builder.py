@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from xrayd import atomic
-from xrayd.config import Config, Units, to_toml
+from xrayd.config import Config, Units, load, to_toml
 from xrayd.sandbox.reality import new_key_pair, server_config
 from xrayd.sandbox.standin_state import init_state
 from xrayd.sandbox.standins import install_standins
 
 DEMO_USERS = ["alice@example.org", "bob@example.org", "carol@example.org"]
 DEMO_HOST = "vpn.example.org"
+SANDBOX_FILE = "sandbox.json"
 
 
 @dataclass(frozen=True)
@@ -94,5 +95,30 @@ def build(
     token = secrets.token_urlsafe(32)
     token_file = root / "token"
     atomic.write_text(token_file, token + "\n")
-    (root / "sandbox.json").write_text(json.dumps({"public_key": public_key}) + "\n")
+    atomic.write_json(root / SANDBOX_FILE, {"public_key": public_key})
     return Sandbox(root, config, config_file, token, token_file, dirs["state"], public_key)
+
+
+def open_or_build(root: Path, *, gateway_port: int = 8787) -> Sandbox:
+    """Reopen the sandbox in `root` (users, events and backups kept), or build a new one.
+
+    Reopening is a reboot of the sandbox machine: the fake Xray starts again from the
+    config on disk, so its counters start at zero as a real restart's would."""
+    root = root.resolve()
+    if not (root / SANDBOX_FILE).exists():
+        return build(root, gateway_port=gateway_port)
+    config_file = root / "xrayd.toml"
+    config = load(config_file)
+    if config.ports[0] != gateway_port:
+        config = replace(config, ports=(gateway_port, *config.ports[1:]))
+        atomic.write_text(config_file, to_toml(config))
+    install_standins(root / "bin", root / "state")
+    units = config.units
+    init_state(
+        root / "state", config.xray_config, xray_unit=units.xray, units=(units.xray, units.ui, units.nextjs)
+    )
+    token_file = root / "token"
+    public_key = json.loads((root / SANDBOX_FILE).read_text())["public_key"]
+    return Sandbox(
+        root, config, config_file, token_file.read_text().strip(), token_file, root / "state", public_key
+    )

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from xrayd.sandbox.builder import Sandbox, build
+from xrayd.sandbox.builder import Sandbox, open_or_build
 
 
 def start_stack(sandbox: Sandbox, port: int, *, timeout: float = 20.0) -> list[subprocess.Popen[bytes]]:
@@ -68,7 +68,7 @@ def stop_stack(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> N
 
 
 def run_demo(root: Path, *, port: int) -> int:
-    sandbox = build(root, gateway_port=port)
+    sandbox = open_or_build(root, gateway_port=port)
     try:
         procs = start_stack(sandbox, port)
     except RuntimeError as exc:
