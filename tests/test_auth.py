@@ -301,3 +301,23 @@ def test_xrayctl_manages_tokens_and_the_password(daemon_process, sandbox: Sandbo
     done = xrayctl("admin", "set-password", stdin=PASSWORD + "\n")
     assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True
     assert PASSWORD not in (sandbox.config.data_dir / "auth.json").read_text()
+
+
+def test_gateway_refuses_a_public_bind_without_tls(sandbox: Sandbox) -> None:
+    """--listen 0.0.0.0 (or any non-loopback address) without TLS stops the gateway at once."""
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "gateway", "--socket", str(sandbox.config.socket)]
+    for listen in ("0.0.0.0:1", "[::]:1", "192.0.2.1:1", "example.org:1"):
+        done = subprocess.run(
+            [*base, "--listen", listen], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2 and "refusing to listen" in done.stderr, listen
+    half = subprocess.run(
+        [*base, "--listen", "0.0.0.0:1", "--tls-cert", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert half.returncode == 2 and "go together" in half.stderr

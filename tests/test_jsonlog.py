@@ -52,3 +52,32 @@ def test_xrayd_logs_each_call_with_its_request_id(sandbox: Sandbox) -> None:
     calls = [ln for ln in lines if ln.get("request_id") == "req-42"]
     assert calls and calls[0]["method"] == "events.list" and calls[0]["actor"] == "token:ci"
     assert calls[0]["outcome"] == "ok" and calls[0]["ms"] >= 0
+
+
+def test_one_request_id_in_both_logs(short_tmp) -> None:  # type: ignore[no-untyped-def]
+    """The gateway's X-Request-Id is in its JSON access log and in xrayd's line for the call."""
+    import urllib.request
+
+    from xrayd.sandbox import builder
+    from xrayd.sandbox.demo import start_stack, stop_stack
+
+    port = builder.free_port()
+    sandbox = builder.build(short_tmp / "sb", gateway_port=port)
+    procs = start_stack(sandbox, port)
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/events?limit=1",
+            headers={"Authorization": f"Bearer {sandbox.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            rid = answer.headers["X-Request-Id"]
+    finally:
+        stop_stack(procs)
+    logs = {
+        name: (sandbox.root / "log" / f"{name}.log").read_text().splitlines() for name in ("gateway", "xrayd")
+    }
+    access = [json.loads(ln) for ln in logs["gateway"] if rid in ln]
+    assert access and access[0]["path"] == "/api/events" and access[0]["status"] == 200
+    assert access[0]["credential"] == "token:file"
+    calls = [json.loads(ln) for ln in logs["xrayd"] if rid in ln]
+    assert calls and calls[0]["method"] == "events.list" and calls[0]["actor"] == "token:file"

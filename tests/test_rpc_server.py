@@ -284,4 +284,3 @@ async def test_before_restart_hooks_run_and_failures_do_not_block(sandbox: Sandb
     d.before_xray_restart(second)
     await d.prepare_xray_restart()
     assert seen == ["first", "second"]
-
