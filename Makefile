@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint bench clean install uninstall
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,16 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/xrayd demo --dir build/demo
+
+# On a server, as root: the product in its own venv, then `xrayd install` (units, accounts, token).
+PREFIX ?= /opt/xray-report
+install:
+	$(PY) -m venv $(PREFIX)/venv
+	$(PREFIX)/venv/bin/pip install -q .
+	$(PREFIX)/venv/bin/xrayd install --bin-dir $(PREFIX)/venv/bin --units-from $(CURDIR)/systemd
+
+uninstall:
+	$(PREFIX)/venv/bin/xrayd uninstall
 
 bench: $(STAMP)
 	$(BIN)/python bench/rpc.py

@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=what)
         cmd.add_argument("--root", type=Path, default=Path("/"), help="install under this folder (tests)")
         cmd.add_argument("--systemctl", type=Path, default=Path("/usr/bin/systemctl"))
+        cmd.add_argument("--units-from", type=Path, help="folder of the unit templates (default: systemd/)")
         cmd.add_argument(
             "--bin-dir",
             type=Path,
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.dir, port=args.port)
     if args.command in ("install", "uninstall"):
-        return setup(args.command, args.root.resolve(), args.systemctl, args.bin_dir)
+        return setup(args)
     try:
         config = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
@@ -68,15 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     return serve(config)
 
 
-def setup(command: str, root: Path, systemctl: Path, bin_dir: Path) -> int:
+def setup(args: argparse.Namespace) -> int:
     import subprocess
 
     from xrayd import install
 
+    command, root = args.command, args.root.resolve()
     if root == Path("/") and os.geteuid() != 0:
         print(f"xrayd {command}: run it as root", file=sys.stderr)
         return EXIT_START
-    target = install.Target(root=root, bin_dir=bin_dir.resolve(), systemctl=systemctl)
+    target = install.Target(
+        root=root,
+        bin_dir=args.bin_dir.resolve(),
+        systemctl=args.systemctl,
+        templates=args.units_from or install.TEMPLATES,
+    )
     try:
         (install.install if command == "install" else install.uninstall)(target)
     except (subprocess.CalledProcessError, OSError, ValueError) as exc:

@@ -37,11 +37,13 @@ LISTEN = "127.0.0.1:8787"
 
 @dataclass(frozen=True)
 class Target:
-    """Where to install: `root` prefixes every path; `bin_dir` holds xrayd and xray-gateway."""
+    """Where to install: `root` prefixes every path; `bin_dir` holds xrayd and xray-gateway;
+    `templates` holds the unit templates (the source tree's systemd/)."""
 
     root: Path = Path("/")
     bin_dir: Path = Path(sys.executable).parent
     systemctl: Path = Path("/usr/bin/systemctl")
+    templates: Path = TEMPLATES
 
     def path(self, absolute: Path) -> Path:
         return self.root / absolute.relative_to("/")
@@ -97,7 +99,7 @@ def render_units(config: Config, config_file: Path, target: Target) -> dict[str,
     }
     units = {}
     for name in (XRAYD_UNIT, GATEWAY_UNIT):
-        text = (TEMPLATES / f"{name}.in").read_text(encoding="utf-8")
+        text = (target.templates / f"{name}.in").read_text(encoding="utf-8")
         for key, value in values.items():
             text = text.replace(f"@{key}@", value)
         units[name] = text
