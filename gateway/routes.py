@@ -13,6 +13,14 @@ LONG = 600.0  # seconds: restarts, collector runs and test runs may take minutes
 
 
 @dataclass(frozen=True)
+class RawBody:
+    """Send one string of the result as the whole body, e.g. an SVG image, when it is there."""
+
+    key: str
+    media_type: str
+
+
+@dataclass(frozen=True)
 class Route:
     method: str  # HTTP method
     path: str
@@ -22,6 +30,7 @@ class Route:
     spread_body: bool = False  # the whole JSON body is the params (settings.update)
     timeout: float = 30.0
     summary: str = ""
+    raw: RawBody | None = None  # when the result holds raw.key, answer it as-is (else JSON)
 
 
 _EMAIL = Str(64, "the user's email (the key of their traffic counters)")
@@ -67,7 +76,8 @@ ROUTES: tuple[Route, ...] = (
         "/api/users/link",
         "users.link",
         {"uuid": Str(64), "email": _EMAIL, "format": Enum("link", "qr")},
-        summary="A user's vless:// link",
+        summary="A user's vless:// link (format=qr: an SVG QR code of it)",
+        raw=RawBody("svg", "image/svg+xml"),
     ),
     Route("GET", "/api/users/stats", "users.stats", summary="All-time traffic per user"),
     Route("GET", "/api/live/now", "live.now", summary="Who is online now"),
