@@ -100,6 +100,10 @@ class Managed:
         """The clients that are objects (Xray refuses the others; we just skip them)."""
         return [c for c in clients(self.inbound) if isinstance(c, dict)]
 
+    def by_email_map(self) -> dict[str, dict[str, Any]]:
+        """{lowercased email: client}, for looking up many emails at once."""
+        return {e.lower(): c for c in self.clients() if (e := email_of(c))}
+
     def by_email(self, email: str) -> dict[str, Any] | None:
         wanted = email.lower()
         for client in self.clients():
