@@ -60,10 +60,20 @@ ROUTES: tuple[Route, ...] = (
         "/api/users/add",
         "users.add",
         {"email": _EMAIL, "alias": Str(256), "uuid": Str(64), "flow": Str(64)},
+        timeout=LONG,  # may restart Xray (API down), and roll back if it does not come up
         summary="Add a user",
     ),
-    Route("POST", "/api/users/delete", "users.delete", {"email": _EMAIL}, summary="Delete a user"),
-    Route("POST", "/api/users/kick", "users.kick", {"email": _EMAIL}, summary="Give a user a new UUID"),
+    Route(
+        "POST", "/api/users/delete", "users.delete", {"email": _EMAIL}, timeout=LONG, summary="Delete a user"
+    ),
+    Route(
+        "POST",
+        "/api/users/kick",
+        "users.kick",
+        {"email": _EMAIL},
+        timeout=LONG,
+        summary="Give a user a new UUID",
+    ),
     Route(
         "POST",
         "/api/users/update-alias",
