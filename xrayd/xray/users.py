@@ -170,7 +170,9 @@ class UsersService:
 
     async def list(self) -> dict[str, Any]:
         """Every client of the managed inbound (those without an email too, by id).
-        Cached per config version and aliases version: other modules call it often."""
+        Cached per config version and aliases version, since other modules call it often
+        (`d.methods["users.list"]()`): the list is a fresh one, its user dicts are shared,
+        so callers must not change them."""
         snapshot, managed = await self.managed()
         tag, version = self._tag(), self.aliases.version
         cached = self._listed
