@@ -62,6 +62,8 @@ def _handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         params = await params_for(route, request)
         params.update(call_context(request, route.scope(params)))
         result = await request.app[keys.CLIENT].call(route.rpc, params, timeout=route.timeout)
+        if route.raw is not None and isinstance(result, dict) and isinstance(result.get(route.raw.key), str):
+            return web.Response(text=result[route.raw.key], content_type=route.raw.media_type)
         return json_ok(result)
 
     handle.__name__ = route.rpc.replace(".", "_")

@@ -14,6 +14,14 @@ LONG = 600.0  # seconds: restarts, collector runs and test runs may take minutes
 
 
 @dataclass(frozen=True)
+class RawBody:
+    """Send one string of the result as the whole body, e.g. an SVG image, when it is there."""
+
+    key: str
+    media_type: str
+
+
+@dataclass(frozen=True)
 class Route:
     method: str  # HTTP method
     path: str
@@ -26,6 +34,7 @@ class Route:
     admin: bool = False  # a GET that still needs the admin scope (it runs programs as root)
     admin_if: str = ""  # a bool param that, when true, makes the call need the admin scope
     returns: dict[str, Any] | None = None  # JSON Schema of the result (OpenAPI); None: an object
+    raw: RawBody | None = None  # when the result holds raw.key, answer it as-is (else JSON)
 
     def scope(self, params: dict[str, Any]) -> str:
         """The token scope a call needs: `read` for a GET that changes and reveals nothing."""
@@ -75,10 +84,20 @@ ROUTES: tuple[Route, ...] = (
         "/api/users/add",
         "users.add",
         {"email": _EMAIL, "alias": Str(256), "uuid": Str(64), "flow": Str(64)},
+        timeout=LONG,  # may restart Xray (API down), and roll back if it does not come up
         summary="Add a user",
     ),
-    Route("POST", "/api/users/delete", "users.delete", {"email": _EMAIL}, summary="Delete a user"),
-    Route("POST", "/api/users/kick", "users.kick", {"email": _EMAIL}, summary="Give a user a new UUID"),
+    Route(
+        "POST", "/api/users/delete", "users.delete", {"email": _EMAIL}, timeout=LONG, summary="Delete a user"
+    ),
+    Route(
+        "POST",
+        "/api/users/kick",
+        "users.kick",
+        {"email": _EMAIL},
+        timeout=LONG,
+        summary="Give a user a new UUID",
+    ),
     Route(
         "POST",
         "/api/users/update-alias",
@@ -91,7 +110,8 @@ ROUTES: tuple[Route, ...] = (
         "/api/users/link",
         "users.link",
         {"uuid": Str(64), "email": _EMAIL, "format": Enum("link", "qr")},
-        summary="A user's vless:// link",
+        summary="A user's vless:// link (format=qr: an SVG QR code of it)",
+        raw=RawBody("svg", "image/svg+xml"),
     ),
     Route("GET", "/api/users/stats", "users.stats", summary="All-time traffic per user"),
     Route("GET", "/api/live/now", "live.now", summary="Who is online now"),

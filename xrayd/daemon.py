@@ -113,24 +113,26 @@ class Daemon:
         self._stop = asyncio.Event()
         self.prepare()
         loop = asyncio.get_running_loop()
-        async with AsyncExitStack() as stack:
-            for factory in self._lifespans:
-                await stack.enter_async_context(factory())
-            self.server = RpcServer(
-                Dispatcher(self.methods, authenticate=self._authenticate),
-                self.config.socket,
-                group=self.config.socket_group,
-                mode=self.config.socket_mode,
-            )
-            await self.server.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # before the socket exists: no window
+            loop.add_signal_handler(sig, self.handle_signal, sig)
+        try:
+            async with AsyncExitStack() as stack:
+                for factory in self._lifespans:
+                    await stack.enter_async_context(factory())
+                self.server = RpcServer(
+                    Dispatcher(self.methods, authenticate=self._authenticate),
+                    self.config.socket,
+                    group=self.config.socket_group,
+                    mode=self.config.socket_mode,
+                )
+                await self.server.start()
+                try:
+                    await self.event("xrayd_started", f"xrayd started (pid {os.getpid()})")
+                    if ready is not None:
+                        ready()
+                    await self._stop.wait()
+                finally:
+                    await self.server.stop(self.shutdown_grace)
+        finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.handle_signal, sig)
-            await self.event("xrayd_started", f"xrayd started (pid {os.getpid()})")
-            if ready is not None:
-                ready()
-            try:
-                await self._stop.wait()
-            finally:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
-                await self.server.stop(self.shutdown_grace)
+                loop.remove_signal_handler(sig)

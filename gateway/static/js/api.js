@@ -114,7 +114,9 @@ export async function api(method, path, { query, body, signal } = {}) {
       await untilBack(signal);
       continue;
     }
-    const data = await readJson(response);
+    const type = response.headers.get("Content-Type") || "";
+    // A raw answer (the QR code's SVG) comes back as { body, type }; everything else is JSON.
+    const data = type.includes("json") || !response.ok ? await readJson(response) : { body: await response.text(), type };
     if (response.ok) return data;
     const away = response.status === 502 || data?.error === "daemon_unavailable";
     if (away && reads) {
