@@ -11,12 +11,16 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import spawn_daemon, stop_process
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from client.aio import XraydClient
 from client.protocol import DaemonUnavailable, RpcError, encode_request
@@ -399,3 +403,54 @@ async def test_settings_through_the_gateway(api: TestClient) -> None:
     resp = await api.post("/api/settings", json={"backups": {"keep": "12"}})
     body = await resp.json()
     assert resp.status == 400 and body["error"] == "invalid_settings" and "backups.keep" in body["message"]
+
+
+# --- any JSON at all -------------------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+_section_patch = st.dictionaries(
+    st.sampled_from([*SCHEMA, "bogus"]),
+    st.one_of(
+        _json,
+        st.dictionaries(
+            st.sampled_from(sorted({k for f in SCHEMA.values() for k in f} | {"x"})),
+            _json
+            | st.sampled_from([v for vs in GOOD_VALUES.values() for v in vs] + [1, 30, 50, 540, "restart"]),
+        ),
+    ),
+    max_size=4,
+)
+
+_valid_patch = st.fixed_dictionaries(
+    {},
+    optional={
+        section: st.fixed_dictionaries(
+            {},
+            optional={
+                key: st.sampled_from(GOOD_VALUES.get(f"{section}.{key}", [field.default]))
+                for key, field in fields.items()
+            },
+        )
+        for section, fields in SCHEMA.items()
+    },
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(patch=_json | _section_patch | _valid_patch)
+def test_any_json_is_either_refused_or_stored_whole(patch: Any) -> None:
+    """For any JSON patch, the check answers (never raises); what passes is saved and reloads equal."""
+    problems = validate_patch(patch)
+    assert isinstance(problems, list)
+    if problems:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Settings(Path(tmp) / "settings.json")
+        values, _ = asyncio.run(store.update(patch))
+        again = Settings(Path(tmp) / "settings.json")
+        again.load()
+    assert again.snapshot() == values == store.snapshot()
