@@ -94,23 +94,24 @@ class SelfTests:
     async def status(self) -> dict[str, Any]:
         """Whether tests can run: pytest importable by the test user, the folder, the count."""
         files = await asyncio.to_thread(self.files)
+        user = self.run_as()
         try:
             done = await proc.run(
                 [self.python, "-c", "import pytest; print(pytest.__version__)"],
                 timeout=self.check_timeout,
                 env=self._env(tempfile.gettempdir()),
                 cwd="/",
-                drop_to=self.run_as(),
+                drop_to=user,
             )
             version = done.stdout.strip() if done.ok else None
-        except OSError:
+        except (OSError, Timeout):  # cannot start, or hangs: either way tests cannot run
             version = None
         return {
             "pytest_available": version is not None,
             "pytest_version": version,
             "tests_directory_exists": self.folder.is_dir(),
             "test_files_count": len(files),
-            "run_as": _user_name(self.run_as()),
+            "run_as": _user_name(user),
         }
 
     async def run(self, path: str | None = None, *, verbose: bool = False) -> dict[str, Any]:
