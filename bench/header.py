@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.rpc import measure
 from client.aio import XraydClient
 from xrayd import proc
 from xrayd.sandbox import builder
@@ -29,11 +30,11 @@ from xrayd.sandbox.demo import start_stack, stop_stack
 from xrayd.selftest import SelfTests
 
 
-async def measure(n: int, once: Callable[[], Awaitable[object]], warm: int = 20) -> list[float]:
-    for _ in range(min(warm, n)):
-        await once()
+async def timed_runs(runs: int, once: Callable[[], Awaitable[object]]) -> list[float]:
+    """`runs` timed calls after one untimed warm-up (a pytest run takes a second, not 200 µs)."""
+    await once()
     times = []
-    for _ in range(n):
+    for _ in range(runs):
         t0 = time.perf_counter()
         await once()
         times.append(time.perf_counter() - t0)
@@ -59,7 +60,7 @@ async def round_trips(n: int) -> None:
             ping = await measure(n, lambda: rpc.call("system.ping"))
             counter = iter(range(10**9))
             rows = {
-                "system.status (systemctl)": await measure(n // 10 or 1, lambda: rpc.call("system.status")),
+                "system.status (systemctl)": await measure(n // 10 or 2, lambda: rpc.call("system.status")),
                 "system.resources (psutil)": await measure(n, lambda: rpc.call("system.resources")),
                 "system.ports (3 TCP connects)": await measure(n, lambda: rpc.call("system.ports")),
                 "settings.get": await measure(n, lambda: rpc.call("settings.get")),
@@ -73,7 +74,7 @@ async def round_trips(n: int) -> None:
     finally:
         stop_stack(procs)
         shutil.rmtree(root, ignore_errors=True)
-    print(f"(1) round trips over the socket, n={n} each (system.status n={n // 10 or 1}: it runs a program)")
+    print(f"(1) round trips over the socket, n={n} each (system.status n={n // 10 or 2}: it runs a program)")
     base = p50(ping)
     row("system.ping (baseline)", ping, base)
     for name, times in rows.items():
@@ -97,8 +98,8 @@ async def test_runs(runs: int) -> None:
             result = await tests.run()
             assert result["summary"]["passed"] == 50, result
 
-        baseline = await measure(runs, bare, warm=2)
-        selftest = await measure(runs, ours, warm=2)
+        baseline = await timed_runs(runs, bare)
+        selftest = await timed_runs(runs, ours)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"(2) one file of 50 tests, {runs} runs each")
