@@ -284,3 +284,21 @@ async def test_before_restart_hooks_run_and_failures_do_not_block(sandbox: Sandb
     d.before_xray_restart(second)
     await d.prepare_xray_restart()
     assert seen == ["first", "second"]
+
+
+async def test_reply_with_a_lone_surrogate_is_answered(sandbox: Sandbox) -> None:
+    """A result holding a lone surrogate (valid in JSON input) is sent escaped, not dropped."""
+    d = Daemon(sandbox.config, shutdown_grace=5)
+
+    async def echo(value: str) -> dict[str, Any]:
+        return {"value": value}
+
+    d.register("debug.echo", echo)
+    task = await start_daemon(d)
+    try:
+        line = b'{"jsonrpc":"2.0","method":"debug.echo","params":{"value":"a\\ud800b"},"id":1}\n'
+        [reply] = await _exchange(sandbox.config.socket, line + _req("system.ping", 2))
+    finally:
+        d.request_stop()
+        await task
+    assert reply == {"jsonrpc": "2.0", "result": {"value": "a\ud800b"}, "id": 1}

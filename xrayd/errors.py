@@ -84,6 +84,13 @@ class Internal(DomainError):
     ERROR = "internal_error"
 
 
+class NotBuilt(DomainError):
+    """The method needs a module that is not built into this xrayd (the gateway's 501)."""
+
+    CODE = 501
+    ERROR = "not_implemented"
+
+
 class Unavailable(DomainError):
     CODE = 503
     ERROR = "unavailable"

@@ -1,7 +1,8 @@
 """Run a program root trusts: an argv list, a timeout, its output read, killed and reaped.
 
 The program path always comes from the daemon config; arguments are built by xrayd after
-validation. No shell is ever involved.
+validation. No shell is ever involved. Each program runs in a session of its own, so a
+timeout stops everything it started, not just the program itself.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,8 +48,13 @@ async def run(
     timeout: float,
     stdin: bytes | None = None,
     env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    drop_to: tuple[int, int] | None = None,
 ) -> Completed:
-    """Run `argv`; on timeout send SIGTERM, then SIGKILL after 2 s, reap, and raise Timeout."""
+    """Run `argv`; on timeout send SIGTERM, then SIGKILL after 2 s, reap, and raise Timeout.
+
+    `drop_to` (uid, gid) runs the program as that user with no supplementary groups; a
+    program that cannot be started raises OSError."""
     args = tuple(os.fspath(a) for a in argv)
     proc = await asyncio.create_subprocess_exec(
         *args,
@@ -55,7 +62,11 @@ async def run(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        cwd=cwd,
         start_new_session=True,
+        user=drop_to[0] if drop_to else None,
+        group=drop_to[1] if drop_to else None,
+        extra_groups=[] if drop_to else None,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
@@ -77,12 +88,12 @@ async def run(
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the program's whole session (its pid is the group id), SIGKILL it after 2 s."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 2)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()

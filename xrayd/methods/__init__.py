@@ -1,5 +1,5 @@
 """The RPC modules of xrayd. Each has `register(daemon)`; MODULES is the one list of them."""
 
-from xrayd.methods import auth, events, settings, system, xray
+from xrayd.methods import auth, events, settings, system, tests, xray
 
-MODULES = (system, events, settings, auth, xray)  # xray also registers users.* and backups.*
+MODULES = (system, events, settings, auth, xray, tests)  # xray also registers users.* and backups.*

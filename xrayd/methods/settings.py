@@ -1,4 +1,4 @@
-"""settings.*: read and change operator settings (schema in xrayd.settings)."""
+"""settings.*: read and change operator settings (schema and store in xrayd.settings)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ def register(d: Daemon) -> None:
         return {"settings": d.settings.snapshot()}
 
     async def update(**patch: Any) -> dict[str, Any]:
-        values, changed = await d.settings.update(patch)
-        if changed:
+        """A partial settings object; `{"settings": {...}}` as `settings.get` returns it is
+        taken too, so a client may send back what it read."""
+        if patch.keys() == {"settings"} and isinstance(patch["settings"], dict):
+            patch = patch["settings"]
+        values, changes = await d.settings.update(patch)
+        if changes:
             await d.event(
-                "settings_updated", f"Settings changed: {', '.join(changed)}", data={"changed": changed}
+                "settings_updated",
+                f"Settings changed: {', '.join(changes)}",
+                service="settings",
+                data={"changed": list(changes), "changes": changes},
             )
-        return {"ok": True, "settings": values, "changed": changed}
+        return {"ok": True, "settings": values, "changed": list(changes)}
 
     d.register("settings.get", get)
     d.register("settings.update", update)

@@ -176,7 +176,9 @@ class RpcServer:
                 text = "\x00"  # not JSON: the dispatcher answers -32700
             reply = await self.dispatcher.handle(text, origin=origin[0], uid=origin[1])
             if reply is not None and not writer.is_closing():
-                writer.write(reply.encode("utf-8") + b"\n")
+                # a lone surrogate (JSON allows "\ud800") may come back in a reply: it can only
+                # sit inside a JSON string, where backslashreplace writes the same escape
+                writer.write(reply.encode("utf-8", "backslashreplace") + b"\n")
                 await writer.drain()
         except ConnectionError:
             pass
