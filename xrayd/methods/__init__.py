@@ -1,5 +1,5 @@
 """The RPC modules of xrayd. Each has `register(daemon)`; MODULES is the one list of them."""
 
-from xrayd.methods import events, settings, system, usage
+from xrayd.methods import collector, events, settings, system, usage
 
-MODULES = (system, events, settings, usage)
+MODULES = (system, events, settings, usage, collector)
