@@ -159,8 +159,8 @@ async def test_run_collects_yesterday_and_today_when_asked(
     first = await rpc.call("collector.run")
     assert first["ok"] is True and first["message"] == "collector_run"
     assert first["written"] == [YESTERDAY.isoformat()]
-    row = files.path_for(sandbox.config.usage_dir, YESTERDAY).read_text().splitlines()[1]
-    assert row.startswith("alice@example.org,,123,456,1,1,")
+    text = files.path_for(sandbox.config.usage_dir, YESTERDAY).read_text()
+    assert f"\nalice@example.org,,123,456,1,1,{YESTERDAY}T10:00:00,{YESTERDAY}T10:00:00\n" in text
     status = (await rpc.call("collector.status"))["status"]
     assert (status["newest_date"], status["lag_days"], status["last_error"]) == (
         YESTERDAY.isoformat(),

@@ -36,14 +36,19 @@ def sample() -> dict[str, UserDay]:
 
 
 def test_render_writes_the_documented_layout() -> None:
-    """A user row, then that user's domains by connections; users by email; empty times for none."""
-    text = files.render(sample()).decode()
+    """Domain totals, then user rows by email, then each user's domains by connections."""
+    users = sample()
+    users["bob@example.org"].domains = {"api.telegram.org": 2}
+    text = files.render(users).decode()
     assert text == (
         "email,domain,uplink,downlink,connections,unique_ips,first_seen,last_seen\n"
+        ",www.youtube.com,,,30,,,\n"
+        ",api.telegram.org,,,14,,,\n"
         "alice@example.org,,1048576,73400320,42,2,2026-01-20T08:15:02,2026-01-20T23:10:44\n"
+        "bob@example.org,,5,7,0,0,,\n"
         "alice@example.org,www.youtube.com,,,30,,,\n"
         "alice@example.org,api.telegram.org,,,12,,,\n"
-        "bob@example.org,,5,7,0,0,,\n"
+        "bob@example.org,api.telegram.org,,,2,,,\n"
     )
 
 
@@ -54,8 +59,9 @@ def test_render_is_the_same_whatever_the_insertion_order() -> None:
     shuffled = dict(reversed(users.items()))
     shuffled["alice@example.org"].domains = dict(reversed(users["alice@example.org"].domains.items()))
     assert files.render(users) == files.render(shuffled)
-    assert b"c.example,,,9" in files.render(users)
-    assert files.render(users).index(b"a.example") < files.render(users).index(b"b.example")
+    data = files.render(users)
+    assert data.index(b"alice@example.org,c.example,,,9") < data.index(b"alice@example.org,a.example,,,3")
+    assert data.index(b"alice@example.org,a.example") < data.index(b"alice@example.org,b.example")
 
 
 def test_render_refuses_a_line_break_or_an_uppercase_key() -> None:
@@ -67,7 +73,7 @@ def test_render_refuses_a_line_break_or_an_uppercase_key() -> None:
 
 
 def test_parse_reads_back_what_render_wrote() -> None:
-    """Figures, times as seconds after midnight, block offsets and summed domains round-trip."""
+    """Figures, times as seconds after midnight, totals and each user's rows round-trip."""
     data = files.render(sample())
     day = files.parse(data)
     assert day.emails == [b"alice@example.org", b"bob@example.org"]
@@ -80,13 +86,30 @@ def test_parse_reads_back_what_render_wrote() -> None:
     assert day.first_seen == [8 * 3600 + 15 * 60 + 2, files.NO_TIME]
     assert day.last_seen == [23 * 3600 + 10 * 60 + 44, files.NO_TIME]
     assert day.domains == {b"www.youtube.com": 30, b"api.telegram.org": 12}
-    alice = data[day.blocks[0] : day.blocks[1]]
+    alice = data[day.block_start[0] : day.block_end[0]]
     assert dict(files.domain_rows(alice, b"alice@example.org")) == {
         b"www.youtube.com": 30,
         b"api.telegram.org": 12,
     }
-    assert day.blocks[-1] == len(data)
+    assert day.block_end[0] == len(data)
+    assert day.block_start[1] == day.block_end[1]  # bob has no domain rows
     assert day.bad_rows == 0
+
+
+def test_every_users_rows_are_located(tmp_path: Path) -> None:
+    """With many users, some without domains, each block holds exactly that user's rows."""
+    users = {
+        f"u{n:02d}@x": UserDay(f"u{n:02d}@x", domains={f"d{k}.example": k + 1 for k in range(n % 4)})
+        for n in range(30)
+    }
+    data = files.render(users)
+    day = files.parse(data)
+    for i, email in enumerate(day.emails):
+        block = data[day.block_start[i] : day.block_end[i]]
+        assert dict(files.domain_rows(block, email)) == {
+            d.encode(): n for d, n in users[email.decode()].domains.items()
+        }
+        assert all(line.startswith(email + b",") for line in block.splitlines())
 
 
 def test_a_comma_or_quote_in_a_name_survives_the_round_trip() -> None:
@@ -98,22 +121,28 @@ def test_a_comma_or_quote_in_a_name_survives_the_round_trip() -> None:
     day = files.parse(data)
     assert day.emails == [b'o"brien,x@example.org']
     assert day.domains == {b"a,b.example": 1}
+    block = data[day.block_start[0] : day.block_end[0]]
+    assert dict(files.domain_rows(block, day.emails[0])) == {b"a,b.example": 1}
     rows = list(csv.reader(io.StringIO(data.decode())))
-    assert rows[1][0] == 'o"brien,x@example.org'
+    assert rows[2][0] == 'o"brien,x@example.org'
 
 
 def test_malformed_rows_are_skipped_and_counted() -> None:
     """A row with too few fields or a non-number is skipped; the rest of the file is read."""
     data = (
         files.HEADER_LINE
+        + b",d.example,,,4,,,\n"
+        + b",bad.example,,,four,,,\n"
         + b"a@x,,1,2,3,1,2026-01-20T00:00:01,2026-01-20T00:00:02\n"
-        + b"a@x,d.example,,,notanumber,,,\n"
         + b"short,row\n"
         + b"b@x,,9,9,9,9,bad-time,2026-01-20T00:00:02\n"
         + b"c@x,,1,1,1,1,,\n"
+        + b"a@x,d.example,,,3,,,\n"
+        + b"c@x,d.example,,,1,,,\n"
     )
     day = files.parse(data)
     assert day.emails == [b"a@x", b"c@x"]
+    assert day.domains == {b"d.example": 4}
     assert day.bad_rows == 3
 
 

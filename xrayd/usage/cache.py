@@ -6,9 +6,10 @@ kept until its identity changes: a new or rewritten file (the collector replaces
 rename, so the inode and mtime change) is read again, nothing else is.
 
 What is kept per day is what dashboards sum: each user's row, and each domain's connections
-over all users. A user's own domains (50 rows a day each, for thousands of users) are not
-kept: the cache remembers where each user's block of rows starts in the file, and
-`user_domains` reads just that byte range, after checking the file is still the one parsed.
+over all users (the file's totals section). A user's own domains (50 rows a day each, for
+thousands of users) are not kept: the cache remembers where each user's rows are in the
+file, and `user_domains` reads just that byte range, after checking the file is still the
+one parsed.
 
 Emails and domains are stored as small ints (`Names`), so a year of a large server costs
 tens of MB, not gigabytes. Methods are safe to call from several worker threads.
@@ -38,31 +39,46 @@ def _key(st: os.stat_result) -> Key:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+def _compact(values: Iterable[int]) -> array[int]:
+    """Counts in 4 bytes each, or 8 when one does not fit: a year of files in tens of MB."""
+    values = list(values)
+    try:
+        return array("I", values)
+    except OverflowError:
+        return array("Q", values)
+
+
 class Names:
-    """Each distinct email or domain once, numbered in order of first sight."""
+    """Each distinct email or domain once, numbered in order of first sight. Kept as the
+    file's UTF-8 bytes, so numbering a parsed file's 10,000 names is one C-level lookup each."""
 
     def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
-        self._names: list[str] = []
+        self._ids: dict[bytes, int] = {}
+        self._names: list[bytes] = []
         self._lock = threading.Lock()
 
     def ids(self, raw: Iterable[bytes]) -> array[int]:
-        """The ids of UTF-8 names, adding the new ones."""
-        out = array("I")
-        with self._lock:
-            for item in raw:
-                name = item.decode("utf-8", "replace")
-                number = self._ids.get(name)
-                if number is None:
-                    number = self._ids[name] = len(self._names)
-                    self._names.append(name)
-                out.append(number)
-        return out
+        """The ids of names, adding the new ones."""
+        raw = list(raw)
+        found = list(map(self._ids.get, raw))
+        if None in found:
+            with self._lock:
+                for i, number in enumerate(found):
+                    if number is None:
+                        number = self._ids.get(raw[i])
+                        if number is None:
+                            number = self._ids[raw[i]] = len(self._names)
+                            self._names.append(raw[i])
+                        found[i] = number
+        return array("I", found)  # type: ignore[arg-type]
 
     def id_of(self, name: str) -> int | None:
-        return self._ids.get(name)
+        return self._ids.get(name.encode("utf-8"))
 
     def name(self, number: int) -> str:
+        return self._names[number].decode("utf-8", "replace")
+
+    def raw(self, number: int) -> bytes:
         return self._names[number]
 
 
@@ -79,7 +95,8 @@ class Day:
     unique_ips: array[int]
     first_seen: array[int]  # seconds after midnight, or files.NO_TIME
     last_seen: array[int]
-    blocks: array[int]  # byte offset of each user's block of rows, then the end of the last
+    block_start: array[int]  # where each user's domain rows are in the file
+    block_end: array[int]
     domains: array[int]  # domain ids, with each one's connections over all users beside it
     domain_connections: array[int]
 
@@ -144,13 +161,14 @@ class UsageCache:
             users=self.emails.ids(parsed.emails),
             uplink=array("Q", parsed.uplink),
             downlink=array("Q", parsed.downlink),
-            connections=array("Q", parsed.connections),
-            unique_ips=array("I", parsed.unique_ips),
+            connections=_compact(parsed.connections),
+            unique_ips=_compact(parsed.unique_ips),
             first_seen=array("i", parsed.first_seen),
             last_seen=array("i", parsed.last_seen),
-            blocks=array("Q", parsed.blocks),
+            block_start=_compact(parsed.block_start),
+            block_end=_compact(parsed.block_end),
             domains=self.domains.ids(parsed.domains),
-            domain_connections=array("Q", parsed.domains.values()),
+            domain_connections=_compact(parsed.domains.values()),
         )
         with self._lock:
             self.parses += 1
@@ -168,7 +186,9 @@ class UsageCache:
             index = day.row(user) if day is not None else None
             if day is None or index is None:
                 return {}
-            start, end = day.blocks[index], day.blocks[index + 1]
+            start, end = day.block_start[index], day.block_end[index]
+            if start == end:
+                return {}
             try:
                 with open(path, "rb") as f:
                     if _key(os.fstat(f.fileno())) != day.key:
@@ -176,6 +196,6 @@ class UsageCache:
                     block = os.pread(f.fileno(), end - start, start)
             except FileNotFoundError:
                 return {}
-            email = self.emails.name(user).encode("utf-8")
+            email = self.emails.raw(user)
             return {domain.decode("utf-8", "replace"): n for domain, n in files.domain_rows(block, email)}
         return {}

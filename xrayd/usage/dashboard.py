@@ -24,31 +24,40 @@ def window(end: dt.date, days: int) -> list[dt.date]:
     return [end - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
 
 
-def _stamp(date: dt.date, seconds: int) -> str:
-    return (dt.datetime.combine(date, dt.time()) + dt.timedelta(seconds=seconds)).isoformat()
+_NEVER = 1 << 62  # the `first` of a user with no connection yet: later than any moment
+
+
+def _moment(date: dt.date) -> int:
+    """Seconds from year 1 to the start of `date`: a day's times become comparable ints."""
+    return date.toordinal() * 86400
+
+
+def _stamp(moment: int) -> str:
+    days, seconds = divmod(moment, 86400)
+    return (dt.datetime.fromordinal(days) + dt.timedelta(seconds=seconds)).isoformat()
 
 
 class _User:
-    """A user's sums over the window; times kept as (date, seconds) to compare cheaply."""
+    """A user's sums over the window; first and last connection as `_moment` + seconds."""
 
     __slots__ = ("connections", "days", "downlink", "first", "last", "unique_ips", "uplink")
 
     def __init__(self) -> None:
         self.uplink = self.downlink = self.connections = self.unique_ips = self.days = 0
-        self.first: tuple[dt.date, int] | None = None
-        self.last: tuple[dt.date, int] | None = None
+        self.first, self.last = _NEVER, -1
 
-    def add(self, date: dt.date, up: int, down: int, conns: int, ips: int, first: int, last: int) -> None:
+    def add(self, base: int, up: int, down: int, conns: int, ips: int, first: int, last: int) -> None:
+        """Add one day's row; `base` is the day's `_moment`, times are seconds after midnight."""
         self.uplink += up
         self.downlink += down
         self.connections += conns
         self.days += 1
         if ips > self.unique_ips:
             self.unique_ips = ips
-        if first != files.NO_TIME and (self.first is None or (date, first) < self.first):
-            self.first = (date, first)
-        if last != files.NO_TIME and (self.last is None or (date, last) > self.last):
-            self.last = (date, last)
+        if first != files.NO_TIME and base + first < self.first:
+            self.first = base + first
+        if last != files.NO_TIME and base + last > self.last:
+            self.last = base + last
 
     def row(self, email: str, alias: str | None) -> dict[str, Any]:
         return {
@@ -60,8 +69,8 @@ class _User:
             "connections": self.connections,
             "unique_ips": self.unique_ips,
             "days_active": self.days,
-            "first_seen": None if self.first is None else _stamp(*self.first),
-            "last_seen": None if self.last is None else _stamp(*self.last),
+            "first_seen": None if self.first == _NEVER else _stamp(self.first),
+            "last_seen": None if self.last < 0 else _stamp(self.last),
         }
 
 
@@ -100,7 +109,8 @@ def _all_users(days: list[tuple[dt.date, Day | None]]) -> tuple[list[dict[str, A
                 date, sum(day.uplink), sum(day.downlink), sum(day.connections), len(day.users), True
             )
         )
-        for uid, *values in zip(
+        base = _moment(date)
+        for uid, up, down, conns, ips, first, last in zip(
             day.users,
             day.uplink,
             day.downlink,
@@ -113,7 +123,7 @@ def _all_users(days: list[tuple[dt.date, Day | None]]) -> tuple[list[dict[str, A
             acc = users.get(uid)
             if acc is None:
                 acc = users[uid] = _User()
-            acc.add(date, *values)
+            acc.add(base, up, down, conns, ips, first, last)
     return series, users
 
 
@@ -145,7 +155,7 @@ def _one_user(
             day.last_seen[index],
         )
         series.append(_series_point(date, *values[:3], 1, True))
-        users.setdefault(uid, _User()).add(date, *values)
+        users.setdefault(uid, _User()).add(_moment(date), *values)
         for domain, n in cache.user_domains(date, uid).items():
             domains[domain] = domains.get(domain, 0) + n
     return series, users, _top(domains, str, TOP_DOMAINS)

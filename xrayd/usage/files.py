@@ -1,18 +1,29 @@
 """The daily usage file: `usage_dir/YYYY-MM-DD.csv`, one per server-local date.
 
 One file a day, so a day is replaced in one atomic rename and a reader never sees half of
-it. One header row, then for each user (sorted by email) a user row followed by that user's
-domain rows (most connections first):
+it. Eight columns, one header row, then three sections, each row telling its kind by which
+of `email` and `domain` it has:
 
     email,domain,uplink,downlink,connections,unique_ips,first_seen,last_seen
+    ,www.youtube.com,,,30,,,
+    ,api.telegram.org,,,14,,,
     alice@example.org,,1048576,73400320,42,2,2026-01-20T08:15:02,2026-01-20T23:10:44
+    bob@example.org,,5120,10240,2,1,2026-01-20T12:00:00,2026-01-20T12:30:00
     alice@example.org,www.youtube.com,,,30,,,
     alice@example.org,api.telegram.org,,,12,,,
+    bob@example.org,api.telegram.org,,,2,,,
 
-A user row has an empty `domain`; a domain row has only `email`, `domain` and `connections`.
-Emails are lowercased (Xray compares them case-insensitively). Times are server-local, to
-the second. The writer never puts a line break inside a field, so every line is one row:
-the reader relies on it to find a user's rows by byte offset.
+1. domain totals (no email): each domain's connections over all users, most first;
+2. user rows (no domain), by email: traffic, connections, distinct source IPs, the first
+   and the last connection of the day;
+3. user and domain rows, by email, then most connections first.
+
+The totals repeat what the last section sums to, so that a dashboard over a year reads
+11,000 rows a day instead of 51,000 on a server of 1,000 users; only the collector writes
+these files, so the two never disagree. Emails are lowercased (Xray compares them
+case-insensitively). Times are server-local, to the second. The writer never puts a line
+break inside a field, so every line is one row: the reader relies on it to find a user's
+rows by byte offset.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import datetime as dt
 import io
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,30 +97,31 @@ def _time(moment: dt.datetime | None) -> str:
 
 def render(users: Mapping[str, UserDay]) -> bytes:
     """The file's bytes for a day: the same users give the same bytes, whatever their order."""
+    for email, u in users.items():
+        if email != u.email.lower() or _has_break(email):
+            raise ValueError(f"not a lowercased single-line email: {email!r}")
+        if any(not domain or _has_break(domain) for domain in u.domains):
+            raise ValueError(f"a domain of {email!r} is empty or has a line break")
+    totals: Counter[str] = Counter()
+    for u in users.values():
+        totals.update(u.domains)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
+    writer.writerows(["", domain, "", "", n, "", "", ""] for domain, n in _by_count(totals))
     for email in sorted(users):
         u = users[email]
-        if email != u.email.lower() or _has_break(email):
-            raise ValueError(f"not a lowercased single-line email: {email!r}")
-        writer.writerow(
-            [
-                email,
-                "",
-                u.uplink,
-                u.downlink,
-                u.connections,
-                len(u.ips),
-                _time(u.first_seen),
-                _time(u.last_seen),
-            ]
+        times = (_time(u.first_seen), _time(u.last_seen))
+        writer.writerow([email, "", u.uplink, u.downlink, u.connections, len(u.ips), *times])
+    for email in sorted(users):
+        writer.writerows(
+            [email, domain, "", "", n, "", "", ""] for domain, n in _by_count(users[email].domains)
         )
-        for domain, count in sorted(u.domains.items(), key=lambda item: (-item[1], item[0])):
-            if not domain or _has_break(domain):
-                raise ValueError(f"not a single-line domain: {domain!r}")
-            writer.writerow([email, domain, "", "", count, "", "", ""])
     return out.getvalue().encode("utf-8")
+
+
+def _by_count(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 def _has_break(value: str) -> bool:
@@ -120,10 +133,11 @@ def _has_break(value: str) -> bool:
 
 @dataclass
 class ParsedDay:
-    """A file as read: user rows (in file order) with the byte offset of each user's block,
-    and every domain's connections summed over all users. Names stay bytes here; the cache
-    decodes each distinct one once."""
+    """A file as read: the domain totals, the user rows, and where each user's domain rows
+    are in the file (`block_start`/`block_end`, equal when they have none). Names stay
+    bytes here; the cache decodes each distinct one once."""
 
+    domains: dict[bytes, int] = field(default_factory=dict)
     emails: list[bytes] = field(default_factory=list)
     uplink: list[int] = field(default_factory=list)
     downlink: list[int] = field(default_factory=list)
@@ -131,8 +145,8 @@ class ParsedDay:
     unique_ips: list[int] = field(default_factory=list)
     first_seen: list[int] = field(default_factory=list)  # seconds after midnight, or NO_TIME
     last_seen: list[int] = field(default_factory=list)
-    blocks: list[int] = field(default_factory=list)  # offset of each user's block, then the end
-    domains: dict[bytes, int] = field(default_factory=dict)
+    block_start: list[int] = field(default_factory=list)
+    block_end: list[int] = field(default_factory=list)
     bad_rows: int = 0
 
 
@@ -140,6 +154,13 @@ def _fields(line: bytes) -> list[bytes]:
     if b'"' not in line:
         return line.split(b",")
     return [f.encode("utf-8") for f in next(csv.reader([line.decode("utf-8", "replace")]))]
+
+
+def _field(value: bytes) -> bytes:
+    """A value as the writer wrote it (csv's minimal quoting), to search the file for it."""
+    if b"," in value or b'"' in value or b"\r" in value or b"\n" in value:
+        return b'"' + value.replace(b'"', b'""') + b'"'
+    return value
 
 
 def _seconds(stamp: bytes) -> int:
@@ -151,40 +172,82 @@ def _seconds(stamp: bytes) -> int:
     return int(stamp[11:13]) * 3600 + int(stamp[14:16]) * 60 + int(stamp[17:19])
 
 
-def parse(data: bytes) -> ParsedDay:
-    """Read a whole file. A malformed row is skipped and counted; a wrong header raises.
+_NOT_A_TOTAL = re.compile(rb"\n[^,]")  # the first line that has an email ends the totals
+_TOTAL = re.compile(rb"^,([^,\n]+),,,(\d+),,,$", re.M)
 
-    The hot loop of a cold dashboard: one split per line, no csv module unless a line has
-    quotes (an email or domain with a comma in it).
+
+def parse(data: bytes) -> ParsedDay:
+    """Read the totals and the user rows; locate each user's domain rows without reading them.
+
+    A malformed row is skipped and counted; a wrong header raises FormatError. This is the
+    work of a cold dashboard, so the domain rows (four in five of the file) are never split:
+    each user's block is found with one `find` for its email, in file order.
     """
     if not data.startswith(HEADER_LINE):
         raise FormatError("not a usage file: the header row differs")
     day = ParsedDay()
-    domains = day.domains
-    pos = len(HEADER_LINE)
-    for line in data[pos:].split(b"\n"):
-        start, pos = pos, pos + len(line) + 1
-        if not line:
-            continue
+    first_user = _NOT_A_TOTAL.search(data, len(HEADER_LINE) - 1)
+    users_at = first_user.start() + 1 if first_user else len(data)
+    _read_totals(data[len(HEADER_LINE) : users_at], day)
+    pos = users_at
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
         try:
-            email, domain, up, down, conns, ips, first, last = _fields(line)
+            email, domain, up, down, conns, ips, first, last = _fields(data[pos:end])
             if domain:
-                domains[domain] = domains.get(domain, 0) + int(conns)
-                continue
+                break  # the first user-and-domain row
             row = (int(up), int(down), int(conns), int(ips), _seconds(first), _seconds(last))
         except ValueError:
-            day.bad_rows += 1
-            continue
-        day.emails.append(email)
-        day.blocks.append(start)
-        for column, value in zip(
-            (day.uplink, day.downlink, day.connections, day.unique_ips, day.first_seen, day.last_seen),
-            row,
-            strict=True,
-        ):
-            column.append(value)
-    day.blocks.append(min(pos, len(data)))
+            day.bad_rows += end > pos
+        else:
+            day.emails.append(email)
+            for column, value in zip(
+                (day.uplink, day.downlink, day.connections, day.unique_ips, day.first_seen, day.last_seen),
+                row,
+                strict=True,
+            ):
+                column.append(value)
+        pos = end + 1
+    _locate_blocks(data, min(pos, len(data)), day)
     return day
+
+
+def _read_totals(section: bytes, day: ParsedDay) -> None:
+    """The domain totals: one regex pass when no name is quoted, else row by row."""
+    lines = section.count(b"\n") + (not section.endswith(b"\n"))
+    if b'"' not in section:
+        pairs = _TOTAL.findall(section)
+        totals = {domain: int(n) for domain, n in pairs}
+        if len(totals) == len(pairs):  # each domain once, as the writer writes them
+            day.domains = totals
+            day.bad_rows += lines - len(pairs)
+            return
+    for line in section.split(b"\n"):
+        try:
+            _, domain, _, _, conns, *_ = _fields(line)
+            day.domains[domain] = day.domains.get(domain, 0) + int(conns)
+        except ValueError:
+            day.bad_rows += line != b""
+
+
+def _locate_blocks(data: bytes, pos: int, day: ParsedDay) -> None:
+    """Where each user's domain rows begin and end. Blocks follow the user rows' order, so
+    each search starts where the last block began and reads the file once in all."""
+    starts = []
+    for email in day.emails:
+        found = data.find(b"\n" + _field(email) + b",", pos - 1)
+        starts.append(found + 1 if found >= 0 else -1)
+        if found >= 0:
+            pos = found + 1
+    end = len(data)
+    ends = []
+    for start in reversed(starts):
+        ends.append(end if start >= 0 else 0)
+        if start >= 0:
+            end = start
+    day.block_end = ends[::-1]
+    day.block_start = [start if start >= 0 else 0 for start in starts]
 
 
 def domain_rows(block: bytes, email: bytes) -> Iterator[tuple[bytes, int]]:
