@@ -267,7 +267,7 @@ def test_a_corrupt_gz_fails_the_run_with_its_name(setup: Setup, tmp_path: Path) 
     assert not outcome.ok
     assert outcome.error == "access.log.2.gz is truncated or corrupt."
     state = runs.load_state(setup.data_dir)
-    assert state["last_run"]["ok"] is False and state["last_error"]["message"] == outcome.error
+    assert state["last_run"]["ok"] is False and state["last_error"] == outcome.error
     event = events.list(limit=1)["events"][0]
     assert (event["type"], event["severity"]) == ("collector_run", "error")
 

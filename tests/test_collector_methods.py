@@ -157,7 +157,8 @@ async def test_run_collects_yesterday_and_today_when_asked(
     ledger.add([Row(YESTERDAY, "alice@example.org", 123, 456)])
     ledger.close()
     first = await rpc.call("collector.run")
-    assert first["ok"] is True and first["message"] == "collector_run"
+    assert first["ok"] is True
+    assert first["message"] == "Collector: 1 day(s) written, 0 unchanged, 0 missing, 0 kept."
     assert first["written"] == [YESTERDAY.isoformat()]
     text = files.path_for(sandbox.config.usage_dir, YESTERDAY).read_text()
     assert f"\nalice@example.org,,123,456,1,1,{YESTERDAY}T10:00:00,{YESTERDAY}T10:00:00\n" in text
@@ -214,7 +215,8 @@ async def test_a_failed_run_is_500_and_shows_in_status(
     assert (err.value.code, err.value.error) == (500, "collector_failed")
     assert "access.log.1.gz is truncated or corrupt" in err.value.message
     status = (await rpc.call("collector.status"))["status"]
-    assert "access.log.1.gz" in status["last_error"]["message"]
+    assert status["last_error"] == "access.log.1.gz is truncated or corrupt."
+    assert status["last_run"]["ok"] is False
     (event,) = (await rpc.call("events.list", {"type": "collector_run"}))["events"]
     assert event["severity"] == "error"
     rotated.unlink()

@@ -122,7 +122,7 @@ def register(d: Daemon) -> None:
         )
         if not outcome.ok:
             raise Internal(f"The collector failed: {outcome.error}", error="collector_failed")
-        return {"ok": True, "message": "collector_run", **outcome.summary}
+        return {"ok": True, "message": outcome.event()["message"], **outcome.summary}
 
     d.register("collector.status", status)
     d.register("collector.toggle", toggle)

@@ -137,10 +137,10 @@ def _now() -> str:
 
 
 def save_state(data_dir: Path, outcome: Outcome) -> None:
-    ts = _now()
+    """The last run, with its error (a sentence) when it failed; when it is, `last_run.ts`."""
     state = {
-        "last_run": {"ts": ts, "ok": outcome.ok, **outcome.summary},
-        "last_error": None if outcome.ok else {"ts": ts, "message": outcome.error},
+        "last_run": {"ts": _now(), "ok": outcome.ok, **outcome.summary},
+        "last_error": outcome.error,
     }
     atomic.write_json(data_dir / STATE_FILE, state)
 
