@@ -25,6 +25,7 @@ import datetime as dt
 import itertools
 import random
 import shutil
+import socket as so
 import statistics
 import subprocess
 import sys
@@ -110,8 +111,9 @@ def spawn(config_file: Path, socket: Path) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "xrayd", "serve", "--config", str(config_file), "--log-level", "WARNING"]
     )
     for _ in range(400):
-        if socket.exists():
-            return proc
+        with so.socket(so.AF_UNIX) as probe:
+            if probe.connect_ex(str(socket)) == 0:
+                return proc
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("xrayd did not start")

@@ -72,6 +72,9 @@ class Names:
                         found[i] = number
         return array("I", found)  # type: ignore[arg-type]
 
+    def __len__(self) -> int:
+        return len(self._names)
+
     def id_of(self, name: str) -> int | None:
         return self._ids.get(name.encode("utf-8"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 from typing import Any
 
@@ -25,6 +25,7 @@ def window(end: dt.date, days: int) -> list[dt.date]:
 
 
 _NEVER = 1 << 62  # the `first` of a user with no connection yet: later than any moment
+Row = tuple[int, int, int, int, int, int, int]  # uid, uplink, downlink, connections, ips, first, last
 
 
 def _moment(date: dt.date) -> int:
@@ -37,41 +38,59 @@ def _stamp(moment: int) -> str:
     return (dt.datetime.fromordinal(days) + dt.timedelta(seconds=seconds)).isoformat()
 
 
-class _User:
-    """A user's sums over the window; first and last connection as `_moment` + seconds."""
+class _Users:
+    """Per-user sums over the window, in lists indexed by email id: the warm path's hot loop
+    is a few list updates per user and day, no object or dict per user."""
 
-    __slots__ = ("connections", "days", "downlink", "first", "last", "unique_ips", "uplink")
+    def __init__(self, size: int) -> None:
+        self.uplink, self.downlink, self.connections = [0] * size, [0] * size, [0] * size
+        self.unique_ips, self.days = [0] * size, [0] * size
+        self.first, self.last = [_NEVER] * size, [-1] * size
 
-    def __init__(self) -> None:
-        self.uplink = self.downlink = self.connections = self.unique_ips = self.days = 0
-        self.first, self.last = _NEVER, -1
+    def add(self, date: dt.date, rows: Iterable[Row]) -> None:
+        """Add one day's rows; over several days `unique_ips` keeps the highest daily figure."""
+        base = _moment(date)
+        uplink, downlink, connections, ips_, days = (
+            self.uplink,
+            self.downlink,
+            self.connections,
+            self.unique_ips,
+            self.days,
+        )
+        first_, last_ = self.first, self.last
+        for uid, up, down, conns, ips, first, last in rows:
+            uplink[uid] += up
+            downlink[uid] += down
+            connections[uid] += conns
+            days[uid] += 1
+            if ips > ips_[uid]:
+                ips_[uid] = ips
+            if first != files.NO_TIME and base + first < first_[uid]:
+                first_[uid] = base + first
+            if last != files.NO_TIME and base + last > last_[uid]:
+                last_[uid] = base + last
 
-    def add(self, base: int, up: int, down: int, conns: int, ips: int, first: int, last: int) -> None:
-        """Add one day's row; `base` is the day's `_moment`, times are seconds after midnight."""
-        self.uplink += up
-        self.downlink += down
-        self.connections += conns
-        self.days += 1
-        if ips > self.unique_ips:
-            self.unique_ips = ips
-        if first != files.NO_TIME and base + first < self.first:
-            self.first = base + first
-        if last != files.NO_TIME and base + last > self.last:
-            self.last = base + last
+    def seen(self) -> list[int]:
+        return [uid for uid, n in enumerate(self.days) if n]
 
-    def row(self, email: str, alias: str | None) -> dict[str, Any]:
+    def row(self, uid: int, email: str, alias: str | None) -> dict[str, Any]:
+        up, down = self.uplink[uid], self.downlink[uid]
         return {
             "email": email,
             "alias": alias,
-            "uplink": self.uplink,
-            "downlink": self.downlink,
-            "traffic": self.uplink + self.downlink,
-            "connections": self.connections,
-            "unique_ips": self.unique_ips,
-            "days_active": self.days,
-            "first_seen": None if self.first == _NEVER else _stamp(self.first),
-            "last_seen": None if self.last < 0 else _stamp(self.last),
+            "uplink": up,
+            "downlink": down,
+            "traffic": up + down,
+            "connections": self.connections[uid],
+            "unique_ips": self.unique_ips[uid],
+            "days_active": self.days[uid],
+            "first_seen": None if self.first[uid] == _NEVER else _stamp(self.first[uid]),
+            "last_seen": None if self.last[uid] < 0 else _stamp(self.last[uid]),
         }
+
+
+def _zero_row(email: str, alias: str | None) -> dict[str, Any]:
+    return _Users(1).row(0, email, alias)
 
 
 def _series_point(
@@ -88,18 +107,21 @@ def _series_point(
     }
 
 
-def _top(counts: Mapping[int, int], name: Any, limit: int) -> list[dict[str, Any]]:
+def _top(counts: Iterable[tuple[Any, int]], name: Callable[[Any], str], limit: int) -> list[dict[str, Any]]:
     """The `limit` largest counts, ties broken by name, so the order never depends on history."""
-    best = heapq.nlargest(limit, counts.items(), key=itemgetter(1))
+    counts = [item for item in counts if item[1]]
+    best = heapq.nlargest(limit, counts, key=itemgetter(1))
     if len(best) == limit:
         least = best[-1][1]
-        best = [item for item in counts.items() if item[1] >= least]
+        best = [item for item in counts if item[1] >= least]
     ranked = sorted(((name(k), n) for k, n in best), key=lambda item: (-item[1], item[0]))
     return [{"domain": domain, "connections": n} for domain, n in ranked[:limit]]
 
 
-def _all_users(days: list[tuple[dt.date, Day | None]]) -> tuple[list[dict[str, Any]], dict[int, _User]]:
-    series, users = [], {}
+def _all_users(
+    cache: UsageCache, days: list[tuple[dt.date, Day | None]]
+) -> tuple[list[dict[str, Any]], _Users, list[dict[str, Any]]]:
+    series, users, domains = [], _Users(len(cache.emails)), [0] * len(cache.domains)
     for date, day in days:
         if day is None:
             series.append(_series_point(date, 0, 0, 0, 0, False))
@@ -109,44 +131,35 @@ def _all_users(days: list[tuple[dt.date, Day | None]]) -> tuple[list[dict[str, A
                 date, sum(day.uplink), sum(day.downlink), sum(day.connections), len(day.users), True
             )
         )
-        base = _moment(date)
-        for uid, up, down, conns, ips, first, last in zip(
-            day.users,
-            day.uplink,
-            day.downlink,
-            day.connections,
-            day.unique_ips,
-            day.first_seen,
-            day.last_seen,
-            strict=True,
-        ):
-            acc = users.get(uid)
-            if acc is None:
-                acc = users[uid] = _User()
-            acc.add(base, up, down, conns, ips, first, last)
-    return series, users
-
-
-def _all_domains(cache: UsageCache, days: list[tuple[dt.date, Day | None]]) -> list[dict[str, Any]]:
-    counts: dict[int, int] = {}
-    get = counts.get
-    for _, day in days:
-        if day is not None:
-            for domain, n in zip(day.domains, day.domain_connections, strict=True):
-                counts[domain] = get(domain, 0) + n
-    return _top(counts, cache.domains.name, TOP_DOMAINS)
+        users.add(
+            date,
+            zip(
+                day.users,
+                day.uplink,
+                day.downlink,
+                day.connections,
+                day.unique_ips,
+                day.first_seen,
+                day.last_seen,
+                strict=True,
+            ),
+        )
+        for domain, n in zip(day.domains, day.domain_connections, strict=True):
+            domains[domain] += n
+    return series, users, _top(enumerate(domains), cache.domains.name, TOP_DOMAINS)
 
 
 def _one_user(
     cache: UsageCache, days: list[tuple[dt.date, Day | None]], uid: int | None
-) -> tuple[list[dict[str, Any]], dict[int, _User], list[dict[str, Any]]]:
-    series, users, domains = [], {}, {}
+) -> tuple[list[dict[str, Any]], _Users, list[dict[str, Any]]]:
+    series, users, domains = [], _Users(len(cache.emails)), {}
     for date, day in days:
         index = day.row(uid) if day is not None and uid is not None else None
         if day is None or index is None or uid is None:
             series.append(_series_point(date, 0, 0, 0, 0, day is not None))
             continue
-        values = (
+        row = (
+            uid,
             day.uplink[index],
             day.downlink[index],
             day.connections[index],
@@ -154,11 +167,11 @@ def _one_user(
             day.first_seen[index],
             day.last_seen[index],
         )
-        series.append(_series_point(date, *values[:3], 1, True))
-        users.setdefault(uid, _User()).add(_moment(date), *values)
+        series.append(_series_point(date, *row[1:4], 1, True))
+        users.add(date, [row])
         for domain, n in cache.user_domains(date, uid).items():
             domains[domain] = domains.get(domain, 0) + n
-    return series, users, _top(domains, str, TOP_DOMAINS)
+    return series, users, _top(domains.items(), str, TOP_DOMAINS)
 
 
 def build(
@@ -178,18 +191,16 @@ def build(
     dates = window(end, days)
     loaded = [(date, cache.day(date)) for date in dates]
     if user is None:
-        series, users = _all_users(loaded)
-        top = _all_domains(cache, loaded)
+        series, users, top = _all_users(cache, loaded)
         wanted = directory.keys()
     else:
         user = user.lower()
         series, users, top = _one_user(cache, loaded, cache.emails.id_of(user))
         wanted = directory.keys() & {user}
-    table = [
-        acc.row(cache.emails.name(uid), directory.get(cache.emails.name(uid))) for uid, acc in users.items()
-    ]
-    seen = {row["email"] for row in table}
-    table += [_User().row(email, directory[email]) for email in sorted(wanted - seen)]
+    seen = users.seen()
+    emails = [cache.emails.name(uid) for uid in seen]
+    table = [users.row(uid, email, directory.get(email)) for uid, email in zip(seen, emails, strict=True)]
+    table += [_zero_row(email, directory[email]) for email in sorted(wanted - set(emails))]
     table.sort(key=lambda row: (-row["traffic"], -row["connections"], row["email"]))
     uplink = sum(point["uplink"] for point in series)
     downlink = sum(point["downlink"] for point in series)
@@ -204,7 +215,7 @@ def build(
             "downlink": downlink,
             "traffic": uplink + downlink,
             "connections": sum(point["connections"] for point in series),
-            "users": len(users),
+            "users": len(seen),
         },
         "series": series,
         "users": table,
