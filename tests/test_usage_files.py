@@ -127,6 +127,15 @@ def test_a_comma_or_quote_in_a_name_survives_the_round_trip() -> None:
     assert rows[2][0] == 'o"brien,x@example.org'
 
 
+def test_a_day_without_domains_or_without_users_reads_clean() -> None:
+    """No totals section, or no rows at all, is a normal day, not a malformed one."""
+    traffic_only = files.parse(files.render({"a@x": UserDay("a@x", uplink=1)}))
+    assert (traffic_only.emails, traffic_only.domains, traffic_only.bad_rows) == ([b"a@x"], {}, 0)
+    assert (traffic_only.block_start, traffic_only.block_end) == ([0], [0])
+    empty = files.parse(files.render({}))
+    assert (empty.emails, empty.domains, empty.bad_rows) == ([], {}, 0)
+
+
 def test_malformed_rows_are_skipped_and_counted() -> None:
     """A row with too few fields or a non-number is skipped; the rest of the file is read."""
     data = (
@@ -137,13 +146,14 @@ def test_malformed_rows_are_skipped_and_counted() -> None:
         + b"short,row\n"
         + b"b@x,,9,9,9,9,bad-time,2026-01-20T00:00:02\n"
         + b"c@x,,1,1,1,1,,\n"
+        + b"d@x,,-1,1,1,1,,\n"
         + b"a@x,d.example,,,3,,,\n"
         + b"c@x,d.example,,,1,,,\n"
     )
     day = files.parse(data)
     assert day.emails == [b"a@x", b"c@x"]
     assert day.domains == {b"d.example": 4}
-    assert day.bad_rows == 3
+    assert day.bad_rows == 4
 
 
 def test_a_file_with_another_header_is_refused() -> None:

@@ -198,6 +198,8 @@ def parse(data: bytes) -> ParsedDay:
             if domain:
                 break  # the first user-and-domain row
             row = (int(up), int(down), int(conns), int(ips), _seconds(first), _seconds(last))
+            if min(row[:4]) < 0:
+                raise ValueError("a negative count")
         except ValueError:
             day.bad_rows += end > pos
         else:
@@ -215,7 +217,7 @@ def parse(data: bytes) -> ParsedDay:
 
 def _read_totals(section: bytes, day: ParsedDay) -> None:
     """The domain totals: one regex pass when no name is quoted, else row by row."""
-    lines = section.count(b"\n") + (not section.endswith(b"\n"))
+    lines = section.count(b"\n") + (bool(section) and not section.endswith(b"\n"))
     if b'"' not in section:
         pairs = _TOTAL.findall(section)
         totals = {domain: int(n) for domain, n in pairs}
