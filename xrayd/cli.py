@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,13 @@ EXIT_START = 4
 DEFAULT_CONFIG = Path("/etc/xray-report/xrayd.toml")
 
 
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD: {value!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xrayd", description="The xray-report root daemon.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -29,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     check = sub.add_parser("check-config", help="load a daemon config, print it resolved, exit")
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    collect = sub.add_parser("collect", help="build the daily usage files (what cron runs)")
+    collect.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    collect.add_argument("--date", type=_date, help="collect this server-local date (YYYY-MM-DD) again")
+    collect.add_argument("--include-today", action="store_true", help="also collect today so far")
+    collect.add_argument("--quiet", action="store_true", help="no progress; only warnings and errors")
     demo = sub.add_parser("demo", help="run the whole product in a sandbox folder, no root needed")
     demo.add_argument("--dir", type=Path, default=Path("build/demo"), help="sandbox folder")
     demo.add_argument("--port", type=int, default=8787, help="gateway port on 127.0.0.1")
@@ -66,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(config_mod.to_toml(config), end="")
         return EXIT_OK
-    return serve(config)
+    if args.command == "collect":
+        from xrayd.usage.runs import standalone
+
+        return standalone(config, include_today=args.include_today, only=args.date, quiet=args.quiet)
+    return serve(config, args.config)
 
 
 def setup(args: argparse.Namespace) -> int:
@@ -92,12 +109,12 @@ def setup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def serve(config: config_mod.Config) -> int:
+def serve(config: config_mod.Config, config_file: Path) -> int:
     from xrayd.daemon import Daemon
     from xrayd.rpc.server import SocketInUse
 
     try:
-        asyncio.run(Daemon(config).run())
+        asyncio.run(Daemon(config, config_file=config_file.resolve()).run())
     except (SocketInUse, LookupError, ValueError, PermissionError) as exc:
         print(f"xrayd: cannot start: {exc}", file=sys.stderr)
         return EXIT_START

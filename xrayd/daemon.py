@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 from xrayd.config import Config
@@ -29,10 +30,13 @@ Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 class Daemon:
     """One process, the single writer of all state."""
 
-    def __init__(self, config: Config, *, shutdown_grace: float = 10.0) -> None:
+    def __init__(
+        self, config: Config, *, shutdown_grace: float = 10.0, config_file: Path | None = None
+    ) -> None:
         from xrayd.methods import MODULES
 
         self.config = config
+        self.config_file = config_file  # where `config` was read from: jobs run outside xrayd use it
         self.shutdown_grace = shutdown_grace
         self.settings = Settings(config.data_dir / "settings.json")
         self.events = EventLog(config.data_dir / "events.jsonl")

@@ -1,5 +1,6 @@
 """The RPC modules of xrayd. Each has `register(daemon)`; MODULES is the one list of them."""
 
-from xrayd.methods import auth, events, settings, system, tests, xray
+from xrayd.methods import auth, collector, events, settings, system, tests, usage, xray
 
-MODULES = (system, events, settings, auth, xray, tests)  # xray also registers users.* and backups.*
+# xray also registers users.* and backups.*
+MODULES = (system, events, settings, auth, xray, tests, usage, collector)

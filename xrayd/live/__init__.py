@@ -1,0 +1,1 @@
+"""Live traffic: the access-log parser and tailer, rolling aggregates, the traffic ledger."""
