@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import psutil
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,8 +75,19 @@ async def run(n: int) -> None:
                     assert resp.status == 200, resp.status
                     await resp.read()
 
-            gateway = await measure(n, lambda: get(f"http://127.0.0.1:{port}/api/settings"))
-            floor = await measure(n, lambda: get(f"http://127.0.0.1:{floor_port}/api/settings"))
+            daemon_proc, gateway_proc = psutil.Process(procs[0].pid), psutil.Process(procs[1].pid)
+            floor_ps = psutil.Process(floor_proc.pid)
+            cpu_before = [cpu_seconds(p) for p in (daemon_proc, gateway_proc, floor_ps)]
+            # interleaved sample by sample, so a change in the machine's load hits both alike
+            gateway, floor = await measure_pair(
+                n,
+                lambda: get(f"http://127.0.0.1:{port}/api/settings"),
+                lambda: get(f"http://127.0.0.1:{floor_port}/api/settings"),
+            )
+            cpu = [
+                cpu_seconds(p) - b
+                for p, b in zip((daemon_proc, gateway_proc, floor_ps), cpu_before, strict=True)
+            ]
     finally:
         stop_stack(procs)
     print(f"settings.get, {n} sequential round trips each, after a warm-up")
@@ -84,6 +96,32 @@ async def run(n: int) -> None:
     c = summary("(c) bare aiohttp (floor)", floor)
     print(f"p50 ratio (b)/(c) = {b['p50'] / c['p50']:.2f}   (target <= 2.5)")
     print(f"p50 ratio (a)/(c) = {a['p50'] / c['p50']:.2f}")
+    per = [1e6 * c / n for c in cpu]
+    print(
+        f"CPU per request: gateway {per[1]:.0f} us + xrayd {per[0]:.0f} us, floor {per[2]:.0f} us "
+        f"(ratio gateway alone / floor = {per[1] / per[2]:.2f}); the rest of (b)'s latency is the "
+        "extra hop's wake-ups (two more processes to schedule on this machine's cores)"
+    )
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+async def measure_pair(
+    n: int, one: Callable[[], Awaitable[object]], other: Callable[[], Awaitable[object]]
+) -> tuple[list[float], list[float]]:
+    for _ in range(min(200, n)):
+        await one()
+        await other()
+    first, second = [], []
+    for _ in range(n):
+        for fn, times in ((one, first), (other, second)):
+            t0 = time.perf_counter()
+            await fn()
+            times.append(time.perf_counter() - t0)
+    return first, second
 
 
 async def wait_port(port: int) -> None:

@@ -73,16 +73,19 @@ async def api(daemon: Daemon, sandbox: builder.Sandbox, aiohttp_client):  # type
 
 
 def spawn_daemon(config_file: Path, socket: Path, *, timeout: float = 20.0) -> subprocess.Popen[bytes]:
-    """xrayd as a real child process; returns once its socket accepts."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xrayd", "serve", "--config", str(config_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """xrayd as a real child process; returns once its socket accepts. Its log goes to a
+    file beside the config (a pipe nobody reads would fill up and stall the daemon)."""
+    log_file = config_file.with_name("xrayd-test.log")
+    with log_file.open("ab") as log:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "xrayd", "serve", "--config", str(config_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     deadline = time.monotonic() + timeout
     while not _accepts(socket):
         if proc.poll() is not None:
-            raise RuntimeError(f"xrayd exited at start: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            raise RuntimeError(f"xrayd exited at start: {log_file.read_text()[-4000:]}")
         if time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError("xrayd did not create its socket in time")
