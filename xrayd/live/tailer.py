@@ -90,6 +90,18 @@ class Follower:
             os.close(self._fd)
             self._fd = None
 
+    def start_at(self, offset: int) -> bool:
+        """Go on from `offset` (a line start) of the log itself; False while it does not exist."""
+        self.close()
+        fd = _open(self.path)
+        if fd is None:
+            return False
+        st = os.fstat(fd)
+        start = max(0, offset - FINGERPRINT)
+        self._fd = fd
+        self.position = Position(st.st_dev, st.st_ino, offset, os.pread(fd, offset - start, start))
+        return True
+
     def read(self, limit: int = CHUNK) -> Chunk | None:
         """The next whole lines (about `limit` bytes), or None when nothing moved. A chunk may
         hold no lines when only the rest of an over-long line was skipped."""

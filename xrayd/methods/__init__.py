@@ -1,5 +1,5 @@
 """The RPC modules of xrayd. Each has `register(daemon)`; MODULES is the one list of them."""
 
-from xrayd.methods import events, settings, system
+from xrayd.methods import events, live, settings, system
 
-MODULES = (system, events, settings)
+MODULES = (system, events, settings, live)
