@@ -103,6 +103,7 @@ class LiveService:
         """Set `_changed` on every file event in the log's folder; give up quietly when
         watching is not possible (the tailer polls anyway)."""
         folder = self.d.config.access_log.parent
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)  # not a line per append
         await asyncio.sleep(START_DELAY)
         while True:
             try:
