@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 
 from xrayd.live.buckets import DETAIL_MINUTES, MAX_USERS, Minute, Open, Sealed
 from xrayd.live.scan import Tally
 
+_email = itemgetter(0)
 FUTURE = 5  # minutes ahead of the clock a line may be stamped and still count
 TOP_DOMAINS_PER_USER = 5
 IPS_PER_USER = 32
@@ -47,6 +49,8 @@ class Aggregates:
         self._ips: dict[str, dict[str, Minute]] = {}  # email -> source IP -> last minute seen
         self.unparsed = 0  # lines not understood since start
         self.untracked = 0  # connections of emails beyond MAX_USERS
+        self._fresh: set[Minute] = set()  # sealed, not aged yet
+        self._pruned = 0  # the minute of the last pass over every bucket
 
     # --- adding ------------------------------------------------------------------------
 
@@ -72,7 +76,7 @@ class Aggregates:
             bucket = self._bucket(minute, now)
             if bucket is not None:
                 bucket.add_pairs(pairs)
-                for email in {email for email, _ in pairs}:
+                for email in set(map(_email, pairs)) - self._uid.keys():
                     if self._register(email) is None:
                         self.untracked += sum(n for (e, _), n in pairs.items() if e == email)
         for minute, n in tally.rejected.items():
@@ -102,9 +106,14 @@ class Aggregates:
         expired buckets and IPs."""
         for minute in [m for m in self._open if m < through]:
             self._sealed[minute] = Sealed(self._open.pop(minute), self._uid)
-        for minute, sealed in self._sealed.items():
-            if minute <= now - DETAIL_MINUTES:
-                sealed.age()
+            self._fresh.add(minute)
+        for minute in [m for m in self._fresh if m <= now - DETAIL_MINUTES]:
+            self._fresh.discard(minute)
+            if minute in self._sealed:
+                self._sealed[minute].age()
+        if now == self._pruned:
+            return  # the passes below over every bucket and IP: once a minute is enough
+        self._pruned = now
         floor = now - self.retention
         for buckets in (self._open, self._sealed):
             for minute in [m for m in buckets if m <= floor]:

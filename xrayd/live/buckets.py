@@ -16,10 +16,11 @@ figure (only live.now, over at most an hour, tells them apart).
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 
 import numpy as np
 
@@ -34,9 +35,30 @@ OLD_DOMAINS = 128
 MAX_USERS = 65_535  # distinct emails tracked (Xray configs hold far fewer)
 
 
-def narrow(values: Iterable[int]) -> np.ndarray:
+_email = itemgetter(0)
+_host = itemgetter(1)
+
+
+def _ids(values: Iterable[int], count: int) -> np.ndarray:
+    return np.fromiter(values, dtype=np.int64, count=count)
+
+
+def _sums(groups: np.ndarray, values: np.ndarray, size: int) -> list[int]:
+    """Exact integer sums of `values` per group (bincount's float64 is exact below 2**53,
+    above it we add in Python)."""
+    if values.size and int(values.max()) * values.size >= 2**53:
+        out = [0] * size
+        for g, v in zip(groups.tolist(), values.tolist(), strict=True):
+            out[g] += v
+        return out
+    return np.bincount(groups, weights=values, minlength=size).astype(np.uint64).tolist()
+
+
+def narrow(values: Iterable[int] | np.ndarray) -> np.ndarray:
     """The values as the narrowest unsigned numpy array that holds them."""
-    data = np.fromiter(values, dtype=np.uint64)
+    data = (
+        values.astype(np.uint64) if isinstance(values, np.ndarray) else np.fromiter(values, dtype=np.uint64)
+    )
     top = int(data.max()) if data.size else 0
     for dtype in (np.uint8, np.uint16, np.uint32):
         if top <= np.iinfo(dtype).max:
@@ -57,6 +79,9 @@ class Open:
 
     def add_pairs(self, pairs: Mapping[Pair, int]) -> None:
         mine = self.pairs
+        if not mine and len(pairs) <= OPEN_PAIRS:
+            mine.update(pairs)  # a fresh bucket: one C-level copy
+            return
         if len(mine) + len(pairs) <= OPEN_PAIRS:
             get = mine.get
             for pair, n in pairs.items():
@@ -99,32 +124,52 @@ class Sealed:
     )
 
     def __init__(self, bucket: Open, uid_of: Mapping[str, int]) -> None:
-        users: dict[int, list[int]] = {}  # uid -> [conns, up, down]
-        domains: Counter[str] = Counter(bucket.domains_spilled)
-        for (email, host), n in bucket.pairs.items():
-            uid = uid_of.get(email)
-            if uid is not None:
-                users.setdefault(uid, [0, 0, 0])[0] += n
-            domains[host] += n
-        for email, n in bucket.spill_users.items():
-            if (uid := uid_of.get(email)) is not None:
-                users.setdefault(uid, [0, 0, 0])[0] += n
-        for email, (up, down) in bucket.traffic.items():
-            if (uid := uid_of.get(email)) is not None:
-                row = users.setdefault(uid, [0, 0, 0])
-                row[1] += up
-                row[2] += down
-        order = sorted(users)
-        self.uids = narrow(order)
-        self.conns = narrow(users[u][0] for u in order)
-        self.up: np.ndarray | None = narrow(users[u][1] for u in order)
-        self.down = narrow(users[u][2] for u in order)  # traffic (up + down) once aged
-        pairs = [(uid_of[e], sys.intern(h), n) for (e, h), n in bucket.pairs.items() if e in uid_of]
-        self.pair_uids = narrow(p[0] for p in pairs)
-        self.pair_hosts = np.array([p[1] for p in pairs], dtype=object)
-        self.pair_counts = narrow(p[2] for p in pairs)
+        keys = list(bucket.pairs)
+        uids = _ids(map(uid_of.get, map(_email, keys), repeat(-1)), len(keys))
+        counts = np.fromiter(bucket.pairs.values(), dtype=np.uint64, count=len(keys))
+        tracked = uids >= 0
+        self.pair_uids = narrow(uids[tracked])
+        self.pair_hosts = np.array(list(map(_host, keys)), dtype=object)[tracked]
+        self.pair_counts = narrow(counts[tracked])
         self.pair_overflow = sum(bucket.spill_users.values())
-        self.domain_hosts = np.array([sys.intern(h) for h in domains], dtype=object)
+
+        spill = list(bucket.spill_users.items())
+        traffic = list(bucket.traffic.items())
+        row_uids = np.concatenate(
+            [
+                uids[tracked],
+                _ids(map(uid_of.get, map(_email, spill), repeat(-1)), len(spill)),
+                _ids(map(uid_of.get, map(_email, traffic), repeat(-1)), len(traffic)),
+            ]
+        )
+        zeros = np.zeros(len(spill) + len(traffic), dtype=np.uint64)
+        conns = np.concatenate(
+            [counts[tracked], np.fromiter((n for _, n in spill), np.uint64, len(spill)), zeros[len(spill) :]]
+        )
+        up = np.concatenate(
+            [
+                np.zeros(int(tracked.sum()) + len(spill), np.uint64),
+                np.fromiter((t[1][0] for t in traffic), np.uint64, len(traffic)),
+            ]
+        )
+        down = np.concatenate(
+            [
+                np.zeros(int(tracked.sum()) + len(spill), np.uint64),
+                np.fromiter((t[1][1] for t in traffic), np.uint64, len(traffic)),
+            ]
+        )
+        keep = row_uids >= 0
+        self.uids, rows = np.unique(row_uids[keep], return_inverse=True)
+        self.uids = narrow(self.uids)
+        self.conns = narrow(_sums(rows, conns[keep], self.uids.size))
+        self.up: np.ndarray | None = narrow(_sums(rows, up[keep], self.uids.size))
+        self.down = narrow(_sums(rows, down[keep], self.uids.size))  # traffic (up + down) once aged
+
+        domains = dict(bucket.domains_spilled)
+        get = domains.get
+        for (_, host), n in bucket.pairs.items():
+            domains[host] = get(host, 0) + n
+        self.domain_hosts = np.array(list(domains), dtype=object)
         self.domain_counts = narrow(domains.values())
         self.domain_overflow = bucket.domain_overflow
         self.rejected = bucket.rejected
