@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from client.aio import XraydClient
@@ -91,6 +92,27 @@ async def test_a_restart_of_xray_loses_no_counted_byte(
     assert stats[BOB]["traffic"] == {"uplink": 505, "downlink": 707, "total": 1212}
 
 
+async def test_a_failed_commit_is_kept_for_the_next(
+    daemon: Daemon, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counters already read (and reset) are not lost when the ledger cannot be written once."""
+    real, calls = Ledger.add, []
+
+    def flaky(self: Ledger, *args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("No space left on device")
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ledger, "add", flaky)
+    add_traffic(sandbox.state_dir, ALICE, 10, 20)
+    await daemon.prepare_xray_restart()  # reads and resets the counters, then fails to write
+    add_traffic(sandbox.state_dir, ALICE, 1, 2)
+    await daemon.prepare_xray_restart()
+    ledger = Ledger.in_data_dir(sandbox.config.data_dir, readonly=True)
+    assert ledger.totals_all_time() == {ALICE: (11, 22)} and len(calls) == 2
+
+
 async def test_the_api_down_and_back(daemon: Daemon, rpc: XraydClient, sandbox: Sandbox) -> None:
     """While Xray's API is down live.now says stats_ok false and still counts lines; an event
     marks each change."""
@@ -131,6 +153,27 @@ async def test_a_daemon_restart_in_the_middle_of_a_file(sandbox: Sandbox) -> Non
         second.request_stop()
         await task
     assert Ledger.in_data_dir(sandbox.config.data_dir, readonly=True).usage_all_time()[ALICE].conns == 9
+
+
+async def test_traffic_series_survive_a_daemon_restart(sandbox: Sandbox) -> None:
+    """The per-minute traffic of the window comes back from the ledger after a restart."""
+    first = Daemon(sandbox.config, shutdown_grace=5)
+    task = await start_daemon(first)
+    add_traffic(sandbox.state_dir, ALICE, 40, 60)
+    await first.prepare_xray_restart()
+    first.request_stop()
+    await task
+    second = Daemon(sandbox.config, shutdown_grace=5)
+    task = await start_daemon(second)
+    try:
+        async with XraydClient(str(sandbox.config.socket)) as rpc:
+            query = {"metric": "traffic", "period": 600, "scope": "user", "user": ALICE}
+            series = (await rpc.call("live.series", query))["series"]
+            assert sum(p["value"] for p in series) == 100
+            assert (await rpc.call("users.stats"))["stats"][ALICE]["traffic"]["total"] == 100
+    finally:
+        second.request_stop()
+        await task
 
 
 async def test_a_log_that_appears_later(sandbox: Sandbox) -> None:

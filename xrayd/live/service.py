@@ -59,6 +59,7 @@ class LiveService:
         self._scanner = Scanner()
         self._lock = asyncio.Lock()  # one commit at a time
         self._pending: dict[tuple[date, str], list[float]] = {}  # (day, email) -> [up, down, conns, last]
+        self._pending_minutes: list[tuple[int, str, int, int]] = []  # traffic per poll minute
         self._position: Position | None = None  # durable: how far conns are pending or committed
         self._log_minute = 0  # the latest minute read from the log (now, when caught up)
         self._changed = asyncio.Event()
@@ -78,6 +79,7 @@ class LiveService:
     async def lifespan(self) -> AsyncIterator[None]:
         self.ledger = await asyncio.to_thread(Ledger.in_data_dir, self.d.config.data_dir)
         self._position = Position.from_json(await asyncio.to_thread(self.ledger.mark, TAIL_MARK))
+        await self._restore_traffic()
         tasks = [
             asyncio.create_task(self._tail(), name="live-tail"),
             asyncio.create_task(self._watch(), name="live-watch"),
@@ -96,6 +98,18 @@ class LiveService:
             except Exception:
                 log.exception("the last live poll failed")
             await asyncio.to_thread(self.ledger.close)
+
+    async def _restore_traffic(self) -> None:
+        """Put the traffic of the retention window back into the buckets (after a restart)."""
+        assert self.ledger is not None
+        now = self.now_minute()
+        rows = await asyncio.to_thread(self.ledger.traffic_minutes, now - self.aggregates.retention + 1)
+        by_minute: dict[int, dict[str, tuple[int, int]]] = {}
+        for minute, email, up, down in rows:
+            by_minute.setdefault(minute, {})[email] = (up, down)
+        for minute, deltas in by_minute.items():
+            self.aggregates.add_traffic(deltas, minute, minute * 60.0)
+        self.aggregates.seal(now - 1, now)
 
     # --- the log -----------------------------------------------------------------------
 
@@ -207,6 +221,7 @@ class LiveService:
             day = local_day(minute)
             for email, (up, down) in deltas.items():
                 if up or down:
+                    self._pending_minutes.append((minute, email, up, down))
                     row = self._pending.setdefault((day, email), [0, 0, 0, now])
                     row[0] += up
                     row[1] += down
@@ -216,16 +231,18 @@ class LiveService:
 
     async def _commit(self) -> None:
         assert self.ledger is not None
-        pending, position = self._pending, self._position
+        pending, position, minutes = self._pending, self._position, self._pending_minutes
         rows = [
             Row(day, email, int(u), int(dn), int(c), last)
             for (day, email), (u, dn, c, last) in pending.items()
         ]
         marks = {TAIL_MARK: position.to_json()} if position is not None else {}
-        self._pending = {}
+        self._pending, self._pending_minutes = {}, []
+        forget = self.now_minute() - self.aggregates.retention
         try:
-            await asyncio.to_thread(self.ledger.add, rows, marks)
+            await asyncio.to_thread(self.ledger.add, rows, marks, minutes, forget)
         except Exception:
+            self._pending_minutes = minutes + self._pending_minutes
             for (day, email), row in pending.items():  # keep them for the next commit
                 again = self._pending.setdefault((day, email), [0, 0, 0, row[3]])
                 for i in range(3):
