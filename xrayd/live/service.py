@@ -91,8 +91,12 @@ class LiveService:
             for task in tasks:
                 task.cancel()
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:
+                    log.exception("live task %s failed", task.get_name())
             try:
                 await self.poll_once()  # what Xray counted and what we read, before we go
             except Exception:
@@ -140,17 +144,20 @@ class LiveService:
             await self._replay(path, window_start)
         while True:
             self._changed.clear()
-            chunk = await asyncio.to_thread(durable.read)
-            if chunk is None:
-                self._log_minute = self.now_minute()
-                self.aggregates.seal(self._log_minute - 1, self.now_minute())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), POLL_FALLBACK)
-                continue
-            tally = await asyncio.to_thread(self._scan, chunk)
-            self._add(tally, chunk.skipped)
-            self._keep(tally)
-            self._position = chunk.position
+            try:
+                chunk = await asyncio.to_thread(durable.read)
+                if chunk is not None:
+                    tally = await asyncio.to_thread(self._scan, chunk)
+                    self._add(tally, chunk.skipped)
+                    self._keep(tally)
+                    self._position = chunk.position
+                    continue
+            except Exception:  # an I/O error, a bug: the position did not move, so try again
+                log.exception("reading %s failed", path)
+            self._log_minute = self.now_minute()
+            self.aggregates.seal(self._log_minute - 1, self.now_minute())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), POLL_FALLBACK)
 
     async def _replay(self, path: Path, offset: int) -> None:
         """After a restart: the part of the window before the durable position goes to the
