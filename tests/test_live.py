@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -173,6 +173,27 @@ async def test_traffic_series_survive_a_daemon_restart(sandbox: Sandbox) -> None
             assert (await rpc.call("users.stats"))["stats"][ALICE]["traffic"]["total"] == 100
     finally:
         second.request_stop()
+        await task
+
+
+async def test_the_first_start_backfills_only_the_retention_window(sandbox: Sandbox) -> None:
+    """Lines older than the retention are skipped (found by binary search), newer ones count."""
+    old = datetime.now() - timedelta(hours=30)
+    append(sandbox, *(access_line(BOB, when=old + timedelta(seconds=n)) for n in range(500)))
+    append(sandbox, *(access_line(BOB, when=datetime.now() - timedelta(hours=2)) for _ in range(3)))
+    d = Daemon(sandbox.config, shutdown_grace=5)
+    task = await start_daemon(d)
+    try:
+        async with XraydClient(str(sandbox.config.socket)) as rpc:
+
+            async def top() -> list[dict[str, Any]]:
+                return (await rpc.call("live.top", {"metric": "conns", "period": 86400}))["top"]
+
+            assert await eventually(top) == [{"user": BOB, "value": 3}]
+            await d.prepare_xray_restart()
+            assert (await rpc.call("users.stats"))["stats"][BOB]["conns"] == 3
+    finally:
+        d.request_stop()
         await task
 
 
