@@ -47,7 +47,7 @@ _ALL_HEADS = re.compile(
 _BIG_PORT = re.compile(rb":(?:6553[6-9]|655[4-9]\d|65[6-9]\d\d|6[6-9]\d{3}|[7-9]\d{4})\n")
 _CONTROL = bytes(range(0x0A)) + bytes(range(0x0B, 0x20)) + b"\x7f"  # all but the newline
 _KNOWN_HEAD = b"2000/01/01 00:00:00 from 0.0.0.0:0"  # rests are parsed behind a known-good head
-_CACHE_MAX = 100_000  # distinct rests (or minutes, or sources) remembered; then forgotten at once
+_CACHE_MAX = 20_000  # distinct rests (or minutes, or sources) remembered; then forgotten at once
 
 _accepted_cut = methodcaller("partition", b" accepted ")
 _rejected_cut = methodcaller("partition", b" rejected ")
