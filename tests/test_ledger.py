@@ -115,3 +115,13 @@ def test_a_killed_writer_loses_nothing_it_returned_from(tmp_path: Path) -> None:
     assert ledger.usage_for_day(D1)[ALICE][:3] == (50, 100, 50)
     assert ledger.mark("tail") == 49
     assert os.path.getsize(tmp_path / FILE) > 0
+
+
+def test_per_minute_traffic_is_kept_for_the_window_only(tmp_path: Path) -> None:
+    """Traffic per poll minute adds up, reads back from a minute on, and old minutes go."""
+    ledger = Ledger.in_data_dir(tmp_path)
+    ledger.add([], minutes=[(100, ALICE, 1, 2), (101, ALICE, 3, 4), (101, BOB, 0, 0)])
+    ledger.add([], minutes=[(101, ALICE, 10, 10)])
+    assert ledger.traffic_minutes(101) == [(101, ALICE, 13, 14)]
+    ledger.add([], forget_before=101)
+    assert ledger.traffic_minutes(0) == [(101, ALICE, 13, 14)]

@@ -164,6 +164,9 @@ def test_crlf_and_trailing_garbage_after_the_email() -> None:
         b"2025/03/01 10:00:00 from 1.2.3.4:5 accepted tcp:x\x1b[31m.com:443",  # terminal escape
         b"2025/03/01 10:00:00 from 1.2.3.4:5 accepted tcp:" + b"x" * MAX_LINE + b":443",  # too long
         b"2025/03/01 10:00:00 from [::1:5 accepted tcp:x.com:443",
+        b"0001/01/01 00:00:00 from 1.2.3.4:5 accepted tcp:x.com:443",  # no Unix time
+        b"1969/12/31 23:59:59 from 1.2.3.4:5 accepted tcp:x.com:443",
+        b"9999/12/31 23:59:59 from 1.2.3.4:5 accepted tcp:x.com:443",
     ],
 )
 def test_hostile_lines_are_not_records(line: bytes) -> None:
@@ -188,7 +191,7 @@ _NAME = st.text(
 _IPV4 = st.ip_addresses(v=4).map(str)
 _IPV6 = st.ip_addresses(v=6).map(str)
 _PORT = st.integers(0, 65535)
-_TS = st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31))
+_TS = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9998, 12, 31, 23, 59, 59))
 
 
 @st.composite

@@ -87,7 +87,6 @@ async def test_kill_9_mid_write_leaves_the_old_or_the_new_file(short_tmp: Path) 
     finally:
         final.kill()
         final.wait()
-        final.stderr.close()  # type: ignore[union-attr]
 
 
 async def test_hand_edit_during_a_write_is_kept(sandbox: Sandbox) -> None:

@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS usage (
     last_seen REAL,                 -- unix time of the user's last connection or traffic
     PRIMARY KEY (day, email)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minutes (
+    minute INTEGER NOT NULL,        -- Unix minute of the poll that read the traffic
+    email TEXT NOT NULL,
+    uplink INTEGER NOT NULL,
+    downlink INTEGER NOT NULL,
+    PRIMARY KEY (minute, email)
+) WITHOUT ROWID;                    -- kept for the live retention only: rebuilds live series
 CREATE TABLE IF NOT EXISTS marks (
     name TEXT PRIMARY KEY,          -- how far a source has been counted, e.g. the log tailer
     value TEXT NOT NULL             -- JSON
@@ -115,8 +122,17 @@ class Ledger:
 
     # --- writing (xrayd only) ----------------------------------------------------------
 
-    def add(self, rows: Iterable[Row], marks: Mapping[str, Any] | None = None) -> None:
-        """Add `rows` and set `marks`, all or nothing, durable when this returns."""
+    def add(
+        self,
+        rows: Iterable[Row],
+        marks: Mapping[str, Any] | None = None,
+        minutes: Iterable[tuple[int, str, int, int]] = (),
+        forget_before: int | None = None,
+    ) -> None:
+        """Add `rows` and per-minute traffic `minutes` (minute, email, uplink, downlink), set
+        `marks`, and drop minutes before `forget_before`: all or nothing, durable when this
+        returns."""
+        per_minute = [m for m in minutes if m[2] or m[3]]
         if self.readonly:
             raise PermissionError("this ledger was opened read-only")
         params = [
@@ -124,7 +140,7 @@ class Ledger:
             for r in rows
             if r.uplink or r.downlink or r.conns or r.last_seen is not None
         ]
-        if not params and not marks:
+        if not params and not marks and not per_minute and forget_before is None:
             return
         with self._lock:
             db = self._db
@@ -136,6 +152,14 @@ class Ledger:
                     "INSERT OR REPLACE INTO marks (name, value) VALUES (?, ?)",
                     [(name, json.dumps(value)) for name, value in (marks or {}).items()],
                 )
+                db.executemany(
+                    "INSERT INTO minutes (minute, email, uplink, downlink) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (minute, email) DO UPDATE SET uplink = uplink + excluded.uplink, "
+                    "downlink = downlink + excluded.downlink",
+                    per_minute,
+                )
+                if forget_before is not None:
+                    db.execute("DELETE FROM minutes WHERE minute < ?", (forget_before,))
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -152,6 +176,16 @@ class Ledger:
         """The value last set for `name` with `add`, or None."""
         rows = self._query("SELECT value FROM marks WHERE name = ?", (name,))
         return json.loads(rows[0][0]) if rows else None
+
+    def traffic_minutes(self, since: int) -> list[tuple[int, str, int, int]]:
+        """(minute, email, uplink, downlink) of every poll since Unix minute `since`."""
+        return [
+            (m, e, u, d)
+            for m, e, u, d in self._query(
+                "SELECT minute, email, uplink, downlink FROM minutes WHERE minute >= ? ORDER BY minute",
+                (since,),
+            )
+        ]
 
     def days(self) -> list[date]:
         """Every server-local date with something counted, oldest first."""

@@ -6,10 +6,11 @@ The format (Xray's `common/log/access.go`, fixtures/README.md):
 
 Every field is attacker-influenced (sniffed domains, error text), so `parse_line` never raises,
 refuses a line over `MAX_LINE` bytes or with control characters before looking at it, and
-returns None for anything that does not fit. A line without a timestamp cannot be placed in
-time, so it is not a record either. DNS lines (`dnsLog`) are recognised by `is_dns_line` so
-that callers can tell them from garbage. The email is one word: what follows it is trailing
-garbage (as when a log viewer glued lines together), never part of a user's key.
+returns None for anything that does not fit. A line without a timestamp (or with a year
+outside 1970-9998) cannot be placed in time, so it is not a record either. DNS lines
+(`dnsLog`) are recognised by `is_dns_line` so that callers can tell them from garbage. The
+email is one word: what follows it is trailing garbage (as when a log viewer glued lines
+together), never part of a user's key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 MAX_LINE = 8192  # bytes; Xray's longest real lines (error chains) are well under 1 KiB
+# Years a line may carry: no running Xray writes others, and near the ends of datetime's
+# range a local time has no Unix time, which every consumer of `ts` needs.
+YEARS = range(1970, 9999)
 
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 _ACCESS = re.compile(
@@ -83,6 +87,8 @@ def parse_line(line: bytes) -> AccessRecord | None:
             int(micro.ljust(6, b"0")) if micro else 0,
         )  # fmt: skip
     except ValueError:
+        return None
+    if ts.year not in YEARS:
         return None
 
     s = _SRC.fullmatch(src)

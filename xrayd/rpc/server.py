@@ -81,15 +81,19 @@ class RpcServer:
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _clear_stale(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # no window in which the socket is open to others
         try:
-            self._server = await asyncio.start_unix_server(
-                self._on_connect, path=str(self.path), limit=MAX_LINE + 1
-            )
+            sock.bind(str(self.path))
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(old)
+        # Group and mode are set before listen(): nobody connects to a half-made socket.
         os.chown(self.path, -1, self.gid)
         os.chmod(self.path, self.mode)
+        self._server = await asyncio.start_unix_server(self._on_connect, sock=sock, limit=MAX_LINE + 1)
         log.info("listening on %s", self.path)
 
     @property

@@ -12,7 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from xrayd.sandbox.builder import Sandbox, open_or_build
+from xrayd.sandbox.builder import DEMO_USERS, Sandbox, open_or_build
+from xrayd.sandbox.traffic import DemoTraffic
 
 
 def start_stack(sandbox: Sandbox, port: int, *, timeout: float = 20.0) -> list[subprocess.Popen[bytes]]:
@@ -93,8 +94,10 @@ Press Ctrl-C to stop.""",
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    traffic = DemoTraffic(sandbox.config.access_log, sandbox.state_dir, DEMO_USERS)
     try:
         while not stopping and all(p.poll() is None for p in procs):
+            traffic.tick(time.time())
             time.sleep(0.2)
     finally:
         stop_stack(procs)

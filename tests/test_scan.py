@@ -1,0 +1,143 @@
+"""Tests for xrayd.live.scan: the bulk path counts exactly what the pure parser counts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_parser import SAMPLES, records
+from xrayd.live.parser import MAX_LINE, AccessRecord, format_line
+from xrayd.live.scan import Scanner, Tally, minute_of, tally_lines
+
+T0 = datetime(2026, 3, 1, 12, 0, 0)
+LINE = b"2026/03/01 12:00:%02d.%06d from 10.0.0.%d:%d accepted tcp:%s:443 [in >> direct] email: %s\n"
+
+
+def line(second: int, user: str, host: str = "example.com", ip: int = 1, micro: int = 0) -> bytes:
+    return LINE % (second, micro, ip, 40000 + second, host.encode(), user.encode())
+
+
+def scan(chunk: bytes, detail_since: int = 0) -> Tally:
+    return Scanner().scan(chunk, detail_since)
+
+
+def test_counts_connections_per_minute_user_and_host() -> None:
+    """Accepted lines with an email count per (minute, email, host); IPs and last seen too."""
+    chunk = (
+        line(1, "a@x", micro=5) + line(2, "a@x") + line(3, "b@x", "other.org", ip=2) + line(61 - 60, "a@x")
+    )
+    tally = scan(chunk)
+    m = minute_of(T0)
+    assert tally.conns == {m: {("a@x", "example.com"): 3, ("b@x", "other.org"): 1}}
+    assert tally.ips == {(m, "a@x", "10.0.0.1"): 3, (m, "b@x", "10.0.0.2"): 1}
+    assert tally.last_seen == {
+        "a@x": T0.replace(second=2).timestamp(),
+        "b@x": T0.replace(second=3).timestamp(),
+    }
+    assert tally.unparsed == 0 and tally == tally_lines(chunk.splitlines(), 0)
+
+
+def test_old_minutes_keep_no_detail() -> None:
+    """Minutes before detail_since count connections but keep no IPs or last-seen times."""
+    tally = scan(line(1, "a@x"), detail_since=minute_of(T0) + 1)
+    assert tally.conns and not tally.ips and not tally.last_seen
+
+
+def test_every_fixture_line_counts_as_the_reference_says() -> None:
+    """samples.log, scanned whole, gives the Tally of parse_line line by line."""
+    data = SAMPLES.read_bytes()
+    tally = scan(data)
+    assert tally == tally_lines(data.splitlines(), 0)
+    comments = sum(1 for ln in data.splitlines() if ln.startswith(b"#"))
+    assert tally.unparsed == 2 + comments  # the two non-records, and our '#' lines
+
+
+# --- the property -------------------------------------------------------------------
+
+_USERS = st.sampled_from(["alice@example.org", "bob@example.org", "c"])
+_HOSTS = st.sampled_from(["example.com", "1.2.3.4", "2606:4700::1", "api.x.org"])
+
+
+@st.composite
+def common_records(draw: st.DrawFn) -> AccessRecord:
+    """Records of the usual shape, in a few minutes, so the fast path has work to do."""
+    ts = draw(st.datetimes(min_value=T0, max_value=T0.replace(minute=3)))
+    src = draw(st.sampled_from(["10.0.0.1", "10.0.0.2", "2001:db8::1"]))
+    return AccessRecord(
+        ts, src, draw(st.integers(0, 65535)), draw(st.sampled_from(["", "tcp"])), draw(st.booleans()),
+        "tcp", draw(_HOSTS), 443, "in", "out", draw(st.sampled_from([">>", "->"])),
+        draw(st.one_of(st.none(), _USERS)), "",
+    )  # fmt: skip
+
+
+_HOSTILE = st.sampled_from(
+    [
+        b"",
+        b"garbage",
+        b"2026/03/01 12:00:00 DOHL//1.1.1.1 got answer: x.com -> [1.2.3.4] 1ms",
+        b"2026/03/01 12:00:00 from 1.2.3.4:99999 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:00080 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:00 from tcp:5 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/02/30 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+        b"1969/12/31 23:59:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:60 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:99999 [a >> b] email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a email: >> b] email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a] b] c email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u trailing",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: ",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted https://x/dns [a >> b] email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 rejected  proxy: accepted here email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 rejected  x accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u\r",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:x\x00.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:00 from 1.2.3.4:5 accepted tcp:" + b"x" * MAX_LINE + b":1 email: u",
+        b"2026/03/01 12:00:00 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:00.1234567 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+        b"2026/03/01 12:00:00 from [::1]:5 accepted udp:[::2]:53 [a ==> b] email: \xff\xfe",
+    ]
+)
+_LINES = st.lists(
+    st.one_of(
+        common_records().map(format_line),
+        records().map(format_line),
+        _HOSTILE,
+        st.binary(max_size=80),
+        st.sampled_from(SAMPLES.read_bytes().splitlines()),
+    ).map(lambda b: b.rstrip(b"\n").replace(b"\n", b" ")),
+    max_size=60,
+)
+
+
+@settings(max_examples=400)
+@given(_LINES, st.sampled_from([0, minute_of(T0) + 1, 10**9]))
+def test_scan_equals_the_reference(lines: list[bytes], detail_since: int) -> None:
+    """For any lines at all, Scanner.scan counts exactly what parse_line line by line counts."""
+    chunk = b"".join(ln + b"\n" for ln in lines)
+    assert scan(chunk, detail_since) == tally_lines(lines, detail_since)
+
+
+@given(st.lists(common_records(), min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_lines_out_of_time_order_count_the_same(records_: list[AccessRecord], rnd) -> None:  # type: ignore[no-untyped-def]
+    """Shuffled lines give the same Tally as the reference, whatever their order."""
+    lines = [format_line(r).rstrip(b"\n") for r in records_]
+    rnd.shuffle(lines)
+    chunk = b"\n".join(lines) + b"\n"
+    assert scan(chunk, 0) == tally_lines(lines, 0)
+
+
+def test_a_scanner_reused_across_chunks_forgets_nothing_wrong() -> None:
+    """Caches carried from one chunk to the next never change what a later chunk counts."""
+    scanner = Scanner()
+    lines = [
+        format_line(AccessRecord(T0.replace(second=s), "1.1.1.1", 5, "", True, "tcp", f"h{s % 3}",
+                                 443, "in", "out", ">>", f"u{s % 4}", ""))
+        for s in range(60)
+    ]  # fmt: skip
+    total = Tally()
+    for i in range(0, 60, 7):
+        total.add(scanner.scan(b"".join(lines[i : i + 7]), 0))
+    assert total == tally_lines(lines, 0)
