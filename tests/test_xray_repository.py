@@ -72,7 +72,6 @@ async def test_kill_9_mid_write_leaves_the_old_or_the_new_file(short_tmp: Path) 
             await asyncio.sleep(rng.uniform(0.0, 0.8))
         daemon.kill()
         daemon.wait()
-        daemon.stderr.close()  # type: ignore[union-attr]
         with contextlib.suppress(DaemonUnavailable, CallTimeout):
             await adds
         caught_mid_write += bool(strays(sandbox))
