@@ -27,7 +27,7 @@ from xrayd.sandbox.standin_state import (
 from xrayd.sandbox.standins import install_standins
 from xrayd.sandbox.xray_standin import blake3_256
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "configs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "configs"
 API = "--server=127.0.0.1:10085"
 PRIVATE_KEY = "ADqgfJN12IYgAYgIxrOunpvUEWo4pBx5eHXlkRwPk2s"  # Xray-core issue #5160's example
 PUBLIC_KEY = "3oxSydKPtqIS6fnKXcfSzni5oPUNdoVaHlstWlMkrBA"
@@ -204,10 +204,7 @@ def fill_template(text: str) -> str:
     return re.sub(r'("serverNames": \[\s*)""', r'\1"www.example.com"', text)
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not found at {FIXTURES}")
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in FIXTURES.glob("*.json*")) if FIXTURES.is_dir() else []
-)
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.json*")))
 def test_fixture_configs_validate_once_filled(standins: Standins, name: str) -> None:
     """Every public config fixture, placeholders filled and comments kept, tests OK."""
     done = standins.test_config(fill_template((FIXTURES / name).read_text()))
@@ -215,7 +212,6 @@ def test_fixture_configs_validate_once_filled(standins: Standins, name: str) -> 
     assert "Configuration OK." in done.stdout
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not found at {FIXTURES}")
 def test_unfilled_reality_template_is_refused(standins: Standins) -> None:
     """The REALITY template with its empty placeholders fails like Xray: exit 23."""
     text = (FIXTURES / "VLESS-TCP-XTLS-Vision-REALITY__config_server.jsonc").read_text()
