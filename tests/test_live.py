@@ -268,3 +268,28 @@ async def test_rest_endpoints_answer(api: TestClient) -> None:
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:
     return (await value) == expected
+
+
+async def test_live_now_names_users_and_survives_users_list_failing(sandbox: Sandbox) -> None:
+    """live.now shows aliases from users.list, and still answers, unnamed,
+    when users.list fails (a config with no managed inbound)."""
+    from xrayd.errors import Unprocessable
+
+    d = Daemon(sandbox.config, shutdown_grace=5)
+    task = await start_daemon(d)
+    try:
+        async with XraydClient(str(sandbox.config.socket)) as rpc:
+            await rpc.call("users.update_alias", {"email": ALICE, "alias": "Алиса"})
+            append(sandbox, access_line(ALICE))
+            await eventually(lambda: _equals(conns_now(rpc, ALICE), 1))
+            assert (await rpc.call("live.now"))["users"][0]["alias"] == "Алиса"
+
+            async def broken() -> dict[str, Any]:
+                raise Unprocessable("There is no VLESS + REALITY inbound.", error="no_managed_inbound")
+
+            d.methods["users.list"] = broken  # what live.now looks up at call time
+            body = await rpc.call("live.now")
+            assert [(u["email"], u["alias"]) for u in body["users"]] == [(ALICE, None)]
+    finally:
+        d.request_stop()
+        await task

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from typing import TYPE_CHECKING, Any
 
 from xrayd import validate
-from xrayd.errors import InvalidParams
+from xrayd.errors import DomainError, InvalidParams
 from xrayd.live.service import LiveService
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from xrayd.daemon import Daemon
@@ -30,15 +33,21 @@ def register(d: Daemon) -> None:
     d.before_xray_restart(live.poll_once)
     d.settings.on_change(lambda values: live.retention_changed(values["live"]["retention_hours"]))
 
-    async def aliases() -> dict[str, str]:
+    async def aliases() -> dict[str, str | None]:
+        """Aliases by lowercased email; none when the users module cannot say (no managed
+        inbound, say): the live view goes on without names rather than failing."""
         users_list = d.methods.get("users.list")
         if users_list is None:
             return {}
-        listed = await users_list()
+        try:
+            listed = await users_list()
+        except DomainError as exc:
+            log.warning("live view without aliases: users.list failed: %s", exc.message)
+            return {}
         return {
-            u["email"]: u.get("alias") or ""
+            str(u["email"]).lower(): u.get("alias") or None
             for u in listed.get("users", [])
-            if isinstance(u, dict) and "email" in u
+            if isinstance(u, dict) and u.get("email")
         }
 
     def checked_scope(scope: Any, user: Any) -> str | None:
@@ -66,7 +75,7 @@ def register(d: Daemon) -> None:
         users = [
             {
                 "email": r.email,
-                "alias": names.get(r.email, ""),
+                "alias": names.get(r.email.lower()),
                 "conns": r.conns,
                 "ips": r.ips,
                 "last_seen": iso(r.last_seen) if r.last_seen is not None else None,
