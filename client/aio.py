@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 from types import TracebackType
 from typing import Any
 
+from client import wirejson
 from client.protocol import (
     MAX_RESPONSE_LINE,
     CallTimeout,
@@ -59,7 +59,7 @@ class XraydClient:
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                response = json.loads(line)
+                response = wirejson.loads(line)
                 for one in response if isinstance(response, list) else [response]:
                     future = self._pending.pop(one.get("id"), None)
                     if future is not None and not future.done():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
+
+from client import wirejson
 
 MAX_RESPONSE_LINE = 256 * 1024 * 1024
 
@@ -46,7 +47,7 @@ def encode_request(method: str, params: dict[str, Any] | None, id: int | str | N
         msg["params"] = params
     if id is not None:
         msg["id"] = id
-    return json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    return wirejson.dumps(msg) + b"\n"
 
 
 def result_of(response: dict[str, Any]) -> Any:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import json
 import socket
 from types import TracebackType
 from typing import Any
 
+from client import wirejson
 from client.protocol import (
     MAX_RESPONSE_LINE,
     CallTimeout,
@@ -61,7 +61,7 @@ class SyncXraydClient:
                 line = self._file.readline(MAX_RESPONSE_LINE)
                 if not line:
                     raise DaemonUnavailable("xrayd closed the connection before it answered")
-                response = json.loads(line)
+                response = wirejson.loads(line)
                 if isinstance(response, dict) and response.get("id") == id:
                     return result_of(response)
         except TimeoutError:

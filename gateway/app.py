@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from aiohttp import web
 
+from client import wirejson
 from client.aio import XraydClient
 from client.protocol import CallTimeout, DaemonUnavailable, RpcError
 from gateway import keys
@@ -27,11 +26,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 
-_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
-
 
 def json_ok(body: Any) -> web.Response:
-    return web.json_response(body, dumps=_dumps)
+    return web.Response(body=wirejson.dumps(body), content_type="application/json")
 
 
 async def params_for(route: Route, request: web.Request) -> dict[str, Any]:

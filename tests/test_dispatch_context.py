@@ -98,7 +98,7 @@ async def test_auth_without_a_hook_is_refused() -> None:
         return "pong"
 
     line = json.dumps({"jsonrpc": "2.0", "method": "ping", "params": {"_auth": {"token": "x"}}, "id": 1})
-    reply = json.loads(await Dispatcher({"ping": ping}).handle(line) or "{}")
+    reply = json.loads(await Dispatcher({"ping": ping}).handle(line) or b"{}")
     assert reply["error"]["code"] == -32602 and reply["error"]["data"]["param"] == "_auth"
 
 

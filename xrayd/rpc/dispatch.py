@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import json
 import logging
 import re
 import time
@@ -27,6 +26,7 @@ from jsonrpcserver import Error, Success, async_dispatch_to_response
 from jsonrpcserver.response import ErrorResponse, SuccessResponse
 from oslash.either import Left
 
+from client import wirejson
 from client.protocol import ACTOR, AUTH, REQUEST_ID, RESERVED
 from xrayd import validate
 from xrayd.errors import (
@@ -180,13 +180,17 @@ class Dispatcher:
     def __init__(self, methods: Mapping[str, Method], *, authenticate: Authenticator | None = None) -> None:
         self.methods = {name: _wrap(name, fn, authenticate) for name, fn in methods.items()}
 
-    async def handle(self, message: str, *, origin: str = "local", uid: int | None = None) -> str | None:
+    async def handle(self, message: str, *, origin: str = "local", uid: int | None = None) -> bytes | None:
         """Answer one line: a response line, or None when it held only notifications.
         `origin` names the socket peer (the actor of calls that name none), `uid` is its user."""
         _origin.set((origin, uid))
         response = await async_dispatch_to_response(
-            message, self.methods, validator=validate_request, post_process=_serialize
+            message,
+            self.methods,
+            deserializer=wirejson.loads,
+            validator=validate_request,
+            post_process=_serialize,
         )
         if response is None or response == []:
             return None
-        return json.dumps(response, ensure_ascii=False, separators=(",", ":"), default=str)
+        return wirejson.dumps(response)

@@ -180,9 +180,7 @@ class RpcServer:
                 text = "\x00"  # not JSON: the dispatcher answers -32700
             reply = await self.dispatcher.handle(text, origin=origin[0], uid=origin[1])
             if reply is not None and not writer.is_closing():
-                # a lone surrogate (JSON allows "\ud800") may come back in a reply: it can only
-                # sit inside a JSON string, where backslashreplace writes the same escape
-                writer.write(reply.encode("utf-8", "backslashreplace") + b"\n")
+                writer.write(reply + b"\n")  # wirejson escapes a lone surrogate in a reply
                 await writer.drain()
         except ConnectionError:
             pass
