@@ -15,7 +15,6 @@ restarts.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from xrayd.atomic import write_json
+from client import wirejson
+from xrayd.atomic import write_bytes
 from xrayd.config import Units
 from xrayd.sandbox.xray_config import (
     XrayError,
@@ -73,9 +73,15 @@ def _locked(state_dir: Path, operation: int) -> Iterator[None]:
 
 def _load(state_dir: Path) -> State:
     try:
-        return json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))
+        return wirejson.loads((state_dir / STATE_FILE).read_bytes())
     except FileNotFoundError:
         raise StandinError(f"no stand-in state in {state_dir}: call init_state first") from None
+
+
+def _write(state_dir: Path, state: State) -> None:
+    """Compact JSON through orjson: with 10,000 users the state is megabytes, and the real
+    Xray's API answers in a millisecond, so the stand-in should not be the slow part."""
+    write_bytes(state_dir / STATE_FILE, wirejson.dumps(state))
 
 
 def read_state(state_dir: Path) -> State:
@@ -92,7 +98,7 @@ def update_state(state_dir: Path, fn: Callable[[State], T]) -> T:
     with _locked(state_dir, fcntl.LOCK_EX):
         state = _load(state_dir)
         result = fn(state)
-        write_json(state_dir / STATE_FILE, state)
+        _write(state_dir, state)
         return result
 
 
@@ -158,7 +164,7 @@ def init_state(
         raise ValueError(f"Failed to start: {error}")
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir, fcntl.LOCK_EX):
-        write_json(state_dir / STATE_FILE, state)
+        _write(state_dir, state)
     return state
 
 
