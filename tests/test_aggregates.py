@@ -97,6 +97,17 @@ def test_caps_count_the_overflow(monkeypatch: pytest.MonkeyPatch) -> None:
     assert agg.top_domains(NOW, NOW + 1, None)[1] == 2
 
 
+def test_emails_past_the_cap_are_counted_not_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the cap on distinct emails, a new email's connections are counted as untracked
+    (live.now shows the figure) and it gets no row; known emails go on being counted."""
+    monkeypatch.setattr("xrayd.live.aggregates.MAX_USERS", 1)
+    agg = Aggregates(1440)
+    agg.add_tally(tally(NOW, {("a@x", "h1"): 2}), NOW)
+    agg.add_tally(tally(NOW, {("b@x", "h1"): 3, ("a@x", "h2"): 1}), NOW)
+    assert agg.untracked == 3
+    assert [email for email, _ in agg.top_users("conns", NOW, NOW + 1)] == ["a@x"]
+
+
 def test_narrow_picks_the_smallest_type() -> None:
     """Sealed columns take the narrowest unsigned type their values fit."""
     assert buckets.narrow([1, 255]).dtype.itemsize == 1

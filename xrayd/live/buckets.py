@@ -176,10 +176,6 @@ class Sealed:
         self.total_conns = int(self.conns.sum(dtype=np.uint64))
         self.total_traffic = int(self.up.sum(dtype=np.uint64)) + int(self.down.sum(dtype=np.uint64))
 
-    @property
-    def aged(self) -> bool:
-        return self.up is None
-
     def traffic(self) -> np.ndarray:
         """Uplink + downlink per row."""
         if self.up is None:

@@ -93,6 +93,7 @@ def register(d: Daemon) -> None:
                 "uplink": sum(r.uplink for r in rows),
                 "downlink": sum(r.downlink for r in rows),
                 "unparsed": live.aggregates.unparsed,
+                "untracked": live.aggregates.untracked,  # conns of emails past the tracking cap
             },
             "window_seconds": window,
             "stats_ok": live.stats_ok,

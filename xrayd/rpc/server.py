@@ -96,10 +96,6 @@ class RpcServer:
         self._server = await asyncio.start_unix_server(self._on_connect, sock=sock, limit=MAX_LINE + 1)
         log.info("listening on %s", self.path)
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._calls)
-
     async def stop(self, grace: float = 10.0) -> None:
         """Stop accepting and reading, let calls in flight finish within `grace`, cancel the rest."""
         if self._server is not None:
