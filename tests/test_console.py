@@ -348,15 +348,7 @@ def test_the_page_reconnects_when_the_daemon_restarts(page: Any, stack: Stack) -
     page.locator(".event[data-type=xrayd_started]").first.wait_for()
 
 
-# --- scenarios that need the module endpoints (users, live, backups) ---------------------------
-
-
-def needs(stack: Stack, *paths: str) -> None:
-    """Skip while an endpoint the scenario drives answers 501 (its module is not merged yet)."""
-    for path in paths:
-        method, _, url = path.partition(" ")
-        if stack.call(method, url, {} if method == "POST" else None)[0] == 501:
-            pytest.skip(f"{path} answers 501: its module is not built into xrayd yet")
+# --- scenarios over the module endpoints (users, live, backups, header) -------------------------
 
 
 def _row(page: Any, email: str) -> Any:
@@ -366,7 +358,6 @@ def _row(page: Any, email: str) -> Any:
 def test_add_link_qr_kick_and_delete_a_user(page: Any, stack: Stack) -> None:
     """Add a user, copy their link, see its QR code, kick them (new UUID), delete them."""
     email = "dave@example.org"
-    needs(stack, "GET /api/users", "GET /api/users/link", "POST /api/users/kick")
     sign_in(page, stack, "users")
     page.fill("[data-form=add-user] input[name=email]", email)
     page.fill("[data-form=add-user] input[name=alias]", "Dave")
@@ -407,7 +398,6 @@ def test_add_link_qr_kick_and_delete_a_user(page: Any, stack: Stack) -> None:
 
 def test_a_failing_action_shows_the_servers_sentence(page: Any, stack: Stack) -> None:
     """Adding an email that exists shows the 409's sentence beside the form, which keeps its input."""
-    needs(stack, "GET /api/users", "POST /api/users/add")
     sign_in(page, stack, "users")
     _row(page, "alice@example.org").wait_for()
     page.fill("[data-form=add-user] input[name=email]", "ALICE@example.org")
@@ -427,7 +417,6 @@ def _access_line(email: str, domain: str, ip: str) -> str:
 
 def test_the_live_view_moves_on_its_own(page: Any, stack: Stack) -> None:
     """New connections and traffic show up on the live page without a reload."""
-    needs(stack, "GET /api/live/now")
     sign_in(page, stack, "live")
     total = page.locator(".live-now .stat").nth(1).locator(".stat-value")
     total.wait_for()
@@ -446,7 +435,6 @@ def test_the_live_view_moves_on_its_own(page: Any, stack: Stack) -> None:
 def test_restore_a_backup(page: Any, stack: Stack) -> None:
     """Restoring the backup made before an add brings the config back to before that add."""
     email = "erin@example.org"
-    needs(stack, "GET /api/backups", "POST /api/users/add")
     assert stack.call("POST", "/api/users/add", {"email": email})[0] == 200
     newest = stack.call("GET", "/api/backups")[1]["backups"][0]["name"]
     sign_in(page, stack, "settings/backups")
@@ -487,7 +475,6 @@ def test_keyboard_reaches_everything_and_escape_cancels_a_restart(page: Any, sta
 
 def test_a_confirmed_restart_reports_its_outcome(page: Any, stack: Stack) -> None:
     """Restart Next.js from the header: the dialog shows progress, then a toast says it is done."""
-    needs(stack, "GET /api/system/status")
     sign_in(page, stack, "overview")
     page.click(".menu > summary")
     page.click(".menu-list [data-target=nextjs]")
