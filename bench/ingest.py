@@ -196,8 +196,8 @@ RSS_CHILD = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import xrayd.daemon, xrayd.methods  # what xrayd loads
-from collections import Counter
 from xrayd.live.aggregates import Aggregates
+from xrayd.live.pairs import Pairs
 from xrayd.live.scan import Tally
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
@@ -208,9 +208,8 @@ if full:
     emails = [f"user{i}@example.org" for i in range(users)]
     hosts = [f"cdn{i}.example.net" for i in range(2000)]
     for m in range(now - 1439, now + 1):
-        tally = Tally()
-        pairs = {(e, hosts[(i * 7 + m) % 2000]): 1 + (i + m) % 5 for i, e in enumerate(emails)}
-        tally.conns[m] = Counter(pairs)
+        pairs = {(m, e, hosts[(i * 7 + m) % 2000]): 1 + (i + m) % 5 for i, e in enumerate(emails)}
+        tally = Tally(pairs=Pairs.from_counter(pairs))
         agg.add_tally(tally, now)
         agg.add_traffic({e: (40_000 + i, 900_000 + m % 1000) for i, e in enumerate(emails)}, m, m * 60.0)
         agg.seal(m, now)

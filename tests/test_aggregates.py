@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
 from xrayd.live import buckets
 from xrayd.live.aggregates import FUTURE, Aggregates
+from xrayd.live.pairs import Pairs
 from xrayd.live.scan import Tally
 
 NOW = 29_000_000  # a Unix minute
 
 
 def tally(minute: int, pairs: dict[tuple[str, str], int]) -> Tally:
-    t = Tally()
-    t.conns[minute] = Counter(pairs)
-    return t
+    return Tally(pairs=Pairs.from_counter({(minute, e, h): n for (e, h), n in pairs.items()}))
 
 
 def figures(agg: Aggregates, start: int, end: int) -> dict:

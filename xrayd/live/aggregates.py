@@ -72,7 +72,7 @@ class Aggregates:
 
     def add_tally(self, tally: Tally, now: Minute) -> None:
         self.unparsed += tally.unparsed
-        for minute, pairs in tally.conns.items():
+        for minute, pairs in tally.conns.items():  # TODO array-native
             bucket = self._bucket(minute, now)
             if bucket is not None:
                 bucket.add_pairs(pairs)

@@ -27,7 +27,8 @@ from itertools import compress, islice
 from operator import itemgetter, le, methodcaller
 from typing import TypeVar
 
-from xrayd.live.parser import MAX_LINE, YEARS, AccessRecord, is_dns_line, parse_line
+from xrayd.live.pairs import Pairs
+from xrayd.live.parser import MAX_LINE, YEARS, is_dns_line, parse_line
 
 Minute = int  # minutes since the Unix epoch, of the line's local time
 T = TypeVar("T")
@@ -72,34 +73,34 @@ def minute_of(ts: datetime) -> Minute:
     return minute_start(ts) // 60
 
 
-@dataclass
+@dataclass(eq=False)
 class Tally:
     """What a run of lines adds to the live aggregates."""
 
-    conns: dict[Minute, Counter[tuple[str, str]]] = field(default_factory=dict)  # minute -> (email, host)
+    pairs: Pairs = field(default_factory=Pairs)  # connections per (minute, email, host)
     ips: Counter[tuple[Minute, str, str]] = field(default_factory=Counter)  # (minute, email, src_ip)
     rejected: Counter[Minute] = field(default_factory=Counter)
     last_seen: dict[str, float] = field(default_factory=dict)  # email -> unix time of the latest line
     unparsed: int = 0
 
-    def count(self, r: AccessRecord, detail_since: Minute) -> None:
-        """Count one parsed line."""
-        minute = minute_of(r.ts)
-        if not r.accepted:
-            self.rejected[minute] += 1
-        elif r.email is not None:
-            self.conns.setdefault(minute, Counter())[r.email, r.host] += 1
-            if minute >= detail_since:
-                self.ips[minute, r.email, r.src_ip] += 1
-                self.saw(r.email, r.ts.timestamp())
+    @property
+    def conns(self) -> dict[Minute, Counter[tuple[str, str]]]:
+        """The pairs as {minute: {(email, host): n}} (tests and small tallies)."""
+        return self.pairs.as_dict()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tally):
+            return NotImplemented
+        return (self.conns, self.ips, self.rejected, self.last_seen, self.unparsed) == (
+            other.conns, other.ips, other.rejected, other.last_seen, other.unparsed,
+        )  # fmt: skip
 
     def saw(self, email: str, when: float) -> None:
         if when > self.last_seen.get(email, float("-inf")):
             self.last_seen[email] = when
 
     def add(self, other: Tally) -> None:
-        for minute, pairs in other.conns.items():
-            self.conns.setdefault(minute, Counter()).update(pairs)
+        self.pairs = Pairs.concat([self.pairs, other.pairs])
         self.ips.update(other.ips)
         self.rejected.update(other.rejected)
         for email, when in other.last_seen.items():
@@ -111,12 +112,22 @@ def tally_lines(lines: Iterable[bytes], detail_since: Minute) -> Tally:
     """The reference: every line through `parse_line`. Empty lines are nothing; a line that
     is neither a record nor a DNS line is `unparsed`."""
     tally = Tally()
+    conns: Counter[tuple[Minute, str, str]] = Counter()
     for line in lines:
-        record = parse_line(line)
-        if record is not None:
-            tally.count(record, detail_since)
-        elif line and not is_dns_line(line):
-            tally.unparsed += 1
+        r = parse_line(line)
+        if r is None:
+            if line and not is_dns_line(line):
+                tally.unparsed += 1
+            continue
+        minute = minute_of(r.ts)
+        if not r.accepted:
+            tally.rejected[minute] += 1
+        elif r.email is not None:
+            conns[minute, r.email, r.host] += 1
+            if minute >= detail_since:
+                tally.ips[minute, r.email, r.src_ip] += 1
+                tally.saw(r.email, r.ts.timestamp())
+    tally.pairs = Pairs.from_counter(conns)
     return tally
 
 
@@ -135,6 +146,7 @@ class Scanner:
     def scan(self, chunk: bytes, detail_since: Minute) -> Tally:
         """The Tally of a chunk of whole lines (`\\n`-separated, the last one terminated)."""
         tally = Tally()
+        conns: dict[Minute, Counter[tuple[str, str]]] = {}
         lines = chunk.split(b"\n")
         if lines[-1] == b"":
             lines.pop()
@@ -159,7 +171,10 @@ class Scanner:
                 tally.unparsed += n
             else:
                 tally.rejected[start // 60] += n
-        self._count_accepted(tally, accepted, detail_since)
+        self._count_accepted(tally, conns, accepted, detail_since)
+        tally.add(Tally(pairs=Pairs.from_counter(
+            {(m, e, h): n for m, pairs in conns.items() for (e, h), n in pairs.items()}
+        )))
         return tally
 
     def _good_heads(self, tally: Tally, cuts: list[Cut], detail_since: Minute) -> list[Cut]:
@@ -174,7 +189,9 @@ class Scanner:
         tally.add(tally_lines(bad, detail_since))
         return list(compress(cuts, good))
 
-    def _count_accepted(self, tally: Tally, cuts: list[Cut], detail_since: Minute) -> None:
+    def _count_accepted(
+        self, tally: Tally, conns_of: dict[Minute, Counter[tuple[str, str]]], cuts: list[Cut], detail_since: Minute
+    ) -> None:
         heads = list(map(_first, cuts))
         rests = list(map(_third, cuts))
         minute_texts = list(map(_minute_text, heads))
@@ -186,7 +203,7 @@ class Scanner:
                 runs.append((minute_texts[lo], lo, hi))
                 lo = hi
         else:  # out of order: sort by minute (stably) and count as usual
-            return self._count_accepted(tally, sorted(cuts, key=_minute_of_cut), detail_since)
+            return self._count_accepted(tally, conns_of, sorted(cuts, key=_minute_of_cut), detail_since)
 
         users = self._users
         for minute_text, lo, hi in runs:
@@ -195,7 +212,7 @@ class Scanner:
                 tally.unparsed += hi - lo
                 continue
             minute = start // 60
-            conns = tally.conns.get(minute) or Counter()
+            conns = conns_of.get(minute) or Counter()
             get = conns.get
             for rest, n in Counter(rests[lo:hi]).items():
                 user = users.get(rest, False)
@@ -206,7 +223,7 @@ class Scanner:
                 elif user[0]:
                     conns[user] = get(user, 0) + n
             if conns:
-                tally.conns[minute] = conns
+                conns_of[minute] = conns
             if minute >= detail_since:
                 self._count_details(tally, minute, start, heads[lo:hi], rests[lo:hi])
 

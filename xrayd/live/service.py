@@ -189,8 +189,9 @@ class LiveService:
         now = self.now_minute()
         self.aggregates.add_tally(tally, now)
         self.aggregates.unparsed += skipped
-        if tally.conns:
-            self._log_minute = max(tally.conns)
+        latest = tally.pairs.latest()
+        if latest is not None:
+            self._log_minute = latest
         self.aggregates.seal(min(now, self._log_minute) - 1, now)
 
     def _keep(self, tally: Tally) -> None:
