@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -23,7 +24,8 @@ def _unify(tables: Iterable[list[str]]) -> tuple[list[str], list[np.ndarray]]:
     index: dict[str, int] = {}
     remaps = []
     for table in tables:
-        remaps.append(np.fromiter((index.setdefault(name, len(index)) for name in table), np.int64, len(table)))
+        ids = (index.setdefault(name, len(index)) for name in table)
+        remaps.append(np.fromiter(ids, np.int64, len(table)))
     return list(index), remaps
 
 
@@ -104,7 +106,7 @@ class Pairs:
             return
         cuts = np.flatnonzero(np.diff(self.minute)) + 1
         bounds = [0, *cuts.tolist(), self.minute.size]
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in pairwise(bounds):
             yield int(self.minute[lo]), slice(lo, hi)
 
     def latest(self) -> Minute | None:

@@ -172,9 +172,13 @@ class Scanner:
             else:
                 tally.rejected[start // 60] += n
         self._count_accepted(tally, conns, accepted, detail_since)
-        tally.add(Tally(pairs=Pairs.from_counter(
-            {(m, e, h): n for m, pairs in conns.items() for (e, h), n in pairs.items()}
-        )))
+        tally.add(
+            Tally(
+                pairs=Pairs.from_counter(
+                    {(m, e, h): n for m, pairs in conns.items() for (e, h), n in pairs.items()}
+                )
+            )
+        )
         return tally
 
     def _good_heads(self, tally: Tally, cuts: list[Cut], detail_since: Minute) -> list[Cut]:
@@ -190,7 +194,11 @@ class Scanner:
         return list(compress(cuts, good))
 
     def _count_accepted(
-        self, tally: Tally, conns_of: dict[Minute, Counter[tuple[str, str]]], cuts: list[Cut], detail_since: Minute
+        self,
+        tally: Tally,
+        conns_of: dict[Minute, Counter[tuple[str, str]]],
+        cuts: list[Cut],
+        detail_since: Minute,
     ) -> None:
         heads = list(map(_first, cuts))
         rests = list(map(_third, cuts))
