@@ -141,3 +141,95 @@ def test_a_scanner_reused_across_chunks_forgets_nothing_wrong() -> None:
     for i in range(0, 60, 7):
         total.add(scanner.scan(b"".join(lines[i : i + 7]), 0))
     assert total == tally_lines(lines, 0)
+
+
+# --- the vectorised checks, one edge at a time ------------------------------------------
+
+_HEAD = b"2026/03/01 12:00:07"
+_EDGES = [
+    *(
+        _HEAD + b"." + b"1" * n + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u"
+        for n in range(0, 8)
+    ),
+    b"2026/03/01 12:00:60 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+    b"2026/13/01 12:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+    b"2026/03/01 24:00:00 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+    b"2026/03/01 12:00:0x from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+    *(
+        _HEAD + b" from 1.2.3.4:" + port + b" accepted tcp:x.com:443 [a >> b] email: u"
+        for port in (b"0", b"65535", b"65536", b"00080", b"99999", b"123456", b"", b"1x", b"\xb0\xb0" + b"1")
+    ),
+    *(
+        _HEAD + b" from " + src + b" accepted tcp:x.com:443 [a >> b] email: u"
+        for src in (
+            b"[2001:db8::1]:443",
+            b"tcp:10.0.0.1:5",
+            b"udp:[::1]:5",
+            b"myiphere:57676",
+            b"DoH",
+            b"tcp:5",
+            b"[bad addr]:5",
+            b"a]b:5",
+            b"a[b:5",
+            b"a:b:5",
+            b"1.2.3.4.5.6.7.8.9:5",
+            b"x" * 60 + b":5",
+        )
+    ),
+    _HEAD + b" 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+    _HEAD + b" fromX 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+    _HEAD + b" from accepted tcp:x.com:443 [a >> b] email: u",
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:" + b"h" * 70 + b".com:443 [a >> b] email: u",
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: " + b"u" * 90,
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email:  u",
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443",
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 ",
+    _HEAD + b" from 1.2.3.4:5 accepted ",
+    _HEAD + b" from 1.2.3.4:5 accepted",
+    _HEAD + b" from 1.2.3.4:5 accepted  tcp:x.com:443 [a >> b] email: u",
+    _HEAD + b" from 1.2.3.4:5 rejected  proxy/vless/encoding: invalid request user id",
+    _HEAD + b" from 1.2.3.4:5 rejected tcp:x.com:99999 reason",
+    _HEAD + b" from 1.2.3.4:5 acceptedX tcp:x.com:443 [a >> b] email: u",
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u\x7f",
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u\t",
+    _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: \xc3\xa9\xff",
+    _HEAD + b" from  1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u",
+]
+
+
+def test_each_edge_of_the_usual_shape_counts_as_the_reference_says() -> None:
+    """Every field the vectorised path checks, at and past its edges, alone and all together."""
+    for edge in _EDGES:
+        assert scan(edge + b"\n") == tally_lines([edge], 0), edge
+    chunk = b"".join(edge + b"\n" for edge in _EDGES)
+    assert scan(chunk, 0) == tally_lines(_EDGES, 0)
+
+
+def test_a_chunk_cut_inside_a_line_still_counts_every_byte() -> None:
+    """A last line without its newline is counted too (the careful way), never dropped."""
+    chunk = line(1, "a@x") + line(2, "b@x").rstrip(b"\n")
+    assert scan(chunk) == tally_lines(chunk.split(b"\n"), 0)
+
+
+def test_tokens_whose_hashes_collide_are_told_apart() -> None:
+    """Tokens are grouped by hash, then checked byte for byte: with every hash made equal,
+    the counts are still exactly the reference's."""
+    scanner = Scanner()
+    for tokens in (scanner._dsts, scanner._tails, scanner._addrs):
+        tokens._keys[:] = 0  # every token of a kind hashes to 0
+    lines = [line(s, f"u{s % 3}@x", f"h{s % 5}.org") for s in range(40)] + [
+        b"2026/03/01 12:00:01 from [::%d]:5 accepted tcp:a:1 [i >> o] email: v\n" % i for i in range(3)
+    ]
+    assert scanner.scan(b"".join(lines), 0) == tally_lines([ln.rstrip(b"\n") for ln in lines], 0)
+
+
+def test_full_token_tables_are_forgotten_without_changing_a_count(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past the bound on remembered tokens the tables start afresh; counts do not move."""
+    monkeypatch.setattr("xrayd.live.scan._CACHE_MAX", 3)
+    scanner = Scanner()
+    lines = [line(s, f"u{s}@x", f"h{s}.org") for s in range(50)]
+    total = Tally()
+    for i in range(0, 50, 5):
+        total.add(scanner.scan(b"".join(lines[i : i + 5]), 0))
+    assert total == tally_lines([ln.rstrip(b"\n") for ln in lines], 0)
+    assert len(scanner._dsts) <= 3 + 5

@@ -67,6 +67,21 @@ class Pairs:
         )
 
     @classmethod
+    def of_lines(
+        cls, minute_index: np.ndarray, minutes: np.ndarray, email: np.ndarray, host: np.ndarray,
+        emails: list[str], hosts: list[str],
+    ) -> Pairs:  # fmt: skip
+        """One connection per line: `minute_index` into the sorted `minutes`, `email` and `host`
+        into their tables (which the Pairs shares, not copies: they only ever grow)."""
+        if not minute_index.size:
+            return cls()
+        size = len(emails) * len(hosts)
+        keys, counts = np.unique((minute_index * len(emails) + email) * len(hosts) + host, return_counts=True)
+        minute_k, pair = np.divmod(keys, size)
+        email_k, host_k = np.divmod(pair, len(hosts))
+        return cls(minutes[minute_k], email_k, host_k, counts.astype(np.int64), emails, hosts)
+
+    @classmethod
     def from_counter(cls, counts: Mapping[tuple[Minute, str, str], int]) -> Pairs:
         """From {(minute, email, host): n} (the reference path and tests)."""
         emails: dict[str, int] = {}

@@ -1,14 +1,19 @@
-"""Counting access-log lines in bulk: a Tally per chunk, by a fast path that equals the pure one.
+"""Counting access-log lines in bulk: a Tally per chunk, by a vectorised path that equals the pure one.
 
-`tally_lines` is the reference: `parse_line` on every line, then `Tally.count`. It is clear
-and slow (microseconds a line). `Scanner.scan` gives the same Tally for a chunk of whole
-lines several times faster, because Python's per-line cost is in objects and bytecode, not
-in bytes: it splits the chunk once, cuts every line at ` accepted ` with one C call, checks
-all line heads (`TIME from SRC`) with one regex over their join, and counts (minute, rest of
-line) pairs with a C Counter. Only distinct rests are looked at one by one, and `parse_line`
-(cached) decides what each means, so the careful parser stays the only grammar. A line that
-does not fit the common shape exactly (old format, DNS, garbage, control bytes, over-long)
-goes the reference way. A hypothesis test pins scan == tally_lines.
+`tally_lines` is the reference: `parse_line` on every line. It is clear and slow (microseconds
+a line). `Scanner.scan` gives the same Tally for a chunk of whole lines without a Python
+object per line, because in a busy log almost every line is a new (minute, user, destination)
+and Python's cost is in objects, not bytes. numpy finds every line's spaces and checks the
+fixed parts of the usual shape
+
+    YYYY/MM/DD HH:MM:SS[.ffffff] [from ]SRC:PORT accepted|rejected DST[ TAIL]
+
+column by column; the three free tokens (SRC's address, DST, TAIL) are read as 64-bit words,
+hashed, grouped, and checked byte for byte against a table of tokens met before. What a
+token means (a host, an email, valid or not) is asked of `parse_line` once per distinct token,
+so the careful parser stays the only grammar. A line that does not fit exactly (another
+shape, a DNS line, garbage, control bytes, an over-long token, a token whose bytes do not
+check) goes the reference way. A hypothesis test pins scan == tally_lines.
 
 Per-user source IPs and exact last-seen times are kept only for minutes at or after
 `detail_since` (live.now needs them for its window; older minutes keep connections per user
@@ -17,50 +22,67 @@ and destination), which keeps a 24-hour backfill cheap.
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import compress, islice
-from operator import itemgetter, le, methodcaller
-from typing import TypeVar
+from itertools import repeat
+
+import numpy as np
 
 from xrayd.live.pairs import Pairs
 from xrayd.live.parser import MAX_LINE, YEARS, is_dns_line, parse_line
 
 Minute = int  # minutes since the Unix epoch, of the line's local time
-T = TypeVar("T")
 
-# A line head `TIME from SRC` exactly as parse_line accepts it (one at a time), and a quicker
-# check of many joined heads: possessive (it may refuse an odd good head, never pass a bad
-# one) and with ports over 65535 caught by a separate search.
-_ONE_HEAD = re.compile(
-    rb"\d{4}/\d\d/\d\d \d\d:\d\d:[0-5]\d(?:\.\d{1,6})? from "
-    rb"(?:tcp:|udp:)?(?:\[[0-9A-Za-z:.%_-]+\]|[^ :\[\]\n]+):"
-    rb"(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[0-5]\d{4}|\d{1,4})"
-)
-_ALL_HEADS = re.compile(
-    rb"(?:\d{4}/\d\d/\d\d \d\d:\d\d:[0-5]\d(?:\.\d{1,6})?+ from "
-    rb"(?:tcp:|udp:)?+(?:\[[0-9A-Za-z:.%_-]++\]|[^ :\[\]\n]++):\d{1,5}+\n)*+"
-)
-_BIG_PORT = re.compile(rb":(?:6553[6-9]|655[4-9]\d|65[6-9]\d\d|6[6-9]\d{3}|[7-9]\d{4})\n")
-_CONTROL = bytes(range(0x0A)) + bytes(range(0x0B, 0x20)) + b"\x7f"  # all but the newline
-_KNOWN_HEAD = b"2000/01/01 00:00:00 from 0.0.0.0:0"  # rests are parsed behind a known-good head
-_CACHE_MAX = 20_000  # distinct rests (or minutes, or sources) remembered; then forgotten at once
-
-_accepted_cut = methodcaller("partition", b" accepted ")
-_rejected_cut = methodcaller("partition", b" rejected ")
-_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
-_minute_text = itemgetter(slice(0, 16))
+_KNOWN_HEAD = b"2000/01/01 00:00:00 from 0.0.0.0:0"  # tokens are parsed behind a known-good head
+_CACHE_MAX = 50_000  # distinct tokens of a kind remembered; then all are forgotten at once
+_PAD = 128  # zero bytes after a chunk, so that word reads past a token's end stay in the buffer
+_ADDR_WORDS, _DST_WORDS, _TAIL_WORDS = 6, 8, 12  # longest tokens taken, in 8-byte words
+_PLAIN_ADDR = 16  # a source address this long or shorter, without ":[]", needs no table
+_INVALID = -2  # a token that makes the line no record
+_MISFIT = -3  # a token whose bytes do not match the table: the line goes the reference way
 
 
-def _minute_of_cut(cut: tuple[bytes, bytes, bytes]) -> bytes:
-    return cut[0][:16]
+def _word(text: bytes) -> int:
+    """Up to 8 bytes as the little-endian number a word read of them gives."""
+    return int.from_bytes(text.ljust(8, b"\0"), "little")
 
 
-Cut = tuple[bytes, bytes, bytes]  # (head, status word, rest of the line)
+def _every(byte: int) -> np.uint64:
+    return np.uint64(byte * 0x0101010101010101)
+
+
+_LOW7, _HIGH = _every(0x7F), _every(0x80)
+_ZEROES = _every(0x30)  # ASCII "0" in every byte
+_PLUS = _every(0x76)  # 0..9 + 0x76 stays below 0x80, 10..0x7F + 0x76 does not
+_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)  # the first n bytes
+
+
+def _digits(words: np.ndarray, where: np.ndarray | int) -> np.ndarray:
+    """Whether the bytes of each word picked by `where` (0xFF per byte) are ASCII digits.
+    A carry out of a failing byte can only make the byte above it fail too: never wrongly true."""
+    where = np.uint64(where) if isinstance(where, int) else where
+    d = (words ^ _ZEROES) & where
+    return (((d + (_PLUS & where)) | d) & (_HIGH & where)) == 0
+
+
+def _has_byte(words: np.ndarray, byte: int, where: np.ndarray) -> np.ndarray:
+    """Whether any byte of each word picked by `where` equals `byte` (exact, no carries)."""
+    x = (words ^ _every(byte)) & where | ~where  # bytes outside `where` become non-zero
+    return (~(((x & _LOW7) + _LOW7) | x) & _HIGH) != 0
+
+
+# The line head `YYYY/MM/DD HH:MM:SS` in three words: which bytes are digits, which are fixed.
+_HEAD = [
+    (_word(b"\xff" * 4 + b"\0" + b"\xff" * 2), _word(b"\0" * 4 + b"\xff" + b"\0\0\xff"), _word(b"0000/00/")),
+    (_word(b"\xff\xff\0\xff\xff\0\xff\xff"), _word(b"\0\0\xff\0\0\xff"), _word(b"00 00:00")),
+    (_word(b"\0\xff\xff"), _word(b"\xff"), _word(b":")),
+]
+_FROM = _word(b" from")
+_ACCEPTED, _REJECTED = _word(b"accepted"), _word(b"rejected")
+_PORT_MAX = int.from_bytes(b"65535", "big")
+_TOP = [np.uint64(_word(b"\0" * (8 - j) + b"\x80" * j)) for j in range(1, 7)]  # top j bytes' high bits
 
 
 def minute_start(ts: datetime) -> int:
@@ -131,199 +153,312 @@ def tally_lines(lines: Iterable[bytes], detail_since: Minute) -> Tally:
     return tally
 
 
-class Scanner:
-    """The fast path, with bounded caches of what `parse_line` said about distinct line parts."""
+class _Names:
+    """Strings numbered in the order met (emails, hosts, source IPs)."""
 
     def __init__(self) -> None:
-        self._minutes: dict[bytes, int | None] = {}  # b"YYYY/MM/DD HH:MM" -> minute_start
-        self._users: dict[bytes, tuple[str, str] | None] = {}  # accepted rest -> (email or "", host)
-        self._rests: dict[bytes, tuple[str, str] | None] = {}  # status+rest, any shape -> same
-        self._hosts: dict[bytes, str] = {}  # DST token -> host
-        self._emails: dict[bytes, str] = {}  # email token -> email
-        self._detours: dict[bytes, bool] = {}  # `[IN >> OUT]` -> hides no email marker
-        self._sources: dict[bytes, str] = {}  # SRC without its port -> src_ip
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def number(self, name: str) -> int:
+        i = self.index.get(name)
+        if i is None:
+            i = self.index[name] = len(self.names)
+            self.names.append(name)
+        return i
+
+
+class _Tokens:
+    """Distinct tokens of one kind as columns of 64-bit words, each with what `parse_line`
+    makes of it: a number (a name's index) or _INVALID. Tokens are grouped by a hash of their
+    words and length, then compared word for word with the table, so a collision (or a
+    crafted one) sends a line the reference way and never miscounts it. Tokens hold no NUL
+    byte (control bytes are refused first), so equal words mean equal tokens."""
+
+    def __init__(self, words: int, meaning: Callable[[bytes], int]) -> None:
+        self.words = words
+        self._meaning = meaning
+        self._keys = np.random.default_rng().integers(1, 2**62, size=words + 1, dtype=np.uint64) * 2 + 1
+        # The mask of word j of a token of length n: _MASKS[min(max(n - 8j, 0), 8)].
+        self._masks = _MASKS[np.clip(np.arange(8 * words + 1)[None, :] - 8 * np.arange(words)[:, None], 0, 8)]
+        self._ids: dict[int, int] = {}  # hash -> column
+        self._table = np.zeros((words, 0), dtype=np.uint64)
+        self._meanings = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def meanings(self, words: np.ndarray, buf: bytes, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """What each token means; _MISFIT for one too long or whose bytes are not the table's."""
+        out = np.full(starts.size, _MISFIT, dtype=np.int64)
+        fits = np.flatnonzero(lengths <= 8 * self.words)
+        if not fits.size:
+            return out
+        starts, lengths = starts[fits], lengths[fits]
+        width = int(lengths.max() + 7) // 8
+        rows = np.empty((width, starts.size), dtype=np.uint64)
+        hashes = lengths.astype(np.uint64) * self._keys[-1]
+        for j in range(width):
+            rows[j] = words[starts + 8 * j] & self._masks[j][lengths]
+            hashes = (hashes ^ rows[j]) * self._keys[j]
+        found, inverse = np.unique(hashes, return_inverse=True)
+        ids = np.fromiter(map(self._ids.get, found.tolist(), repeat(-1)), np.int64, found.size)
+        new = np.flatnonzero(ids < 0)
+        if new.size:
+            self._learn(buf, found[new], ids, new, inverse, rows, starts, lengths)
+        ids = ids[inverse]
+        mine = self._meanings[ids]
+        mine[(rows != self._table[:width, ids]).any(axis=0)] = _MISFIT
+        out[fits] = mine
+        return out
+
+    def _learn(
+        self, buf: bytes, hashes: np.ndarray, ids: np.ndarray, new: np.ndarray, inverse: np.ndarray,
+        rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+    ) -> None:  # fmt: skip
+        """Add the tokens of hashes not met before (the first line of each is its sample)."""
+        first = np.empty(ids.size, dtype=np.int64)
+        first[inverse[::-1]] = np.arange(inverse.size - 1, -1, -1)
+        lines = first[new]
+        base = len(self._ids)
+        ids[new] = np.arange(base, base + new.size)
+        self._ids.update(zip(hashes.tolist(), ids[new].tolist(), strict=True))
+        columns = np.zeros((self.words, new.size), dtype=np.uint64)
+        columns[: rows.shape[0]] = rows[:, lines]
+        self._table = np.concatenate([self._table, columns], axis=1)
+        cuts = map(slice, starts[lines].tolist(), (starts[lines] + lengths[lines]).tolist())
+        meanings = np.fromiter(map(self._meaning, map(buf.__getitem__, cuts)), np.int64, new.size)
+        self._meanings = np.concatenate([self._meanings, meanings])
+
+
+@dataclass
+class _Lines:
+    """The lines of a chunk that have the usual shape, as columns (one entry per line)."""
+
+    keep: np.ndarray  # indices of these lines among the chunk's lines
+    start: np.ndarray  # byte offset of each line
+    accepted: np.ndarray  # bool; else rejected
+    minute_key: np.ndarray  # the digits of YYYY/MM/DD HH:MM, packed
+    addr: tuple[np.ndarray, np.ndarray]  # (start, length) of SRC without its port
+    plain_addr: np.ndarray  # bool: an address that is valid as it stands (no table needed)
+    dst: tuple[np.ndarray, np.ndarray]
+    tail: tuple[np.ndarray, np.ndarray]
+
+
+def _usual_lines(a: np.ndarray, words: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, _Lines]:
+    """Where the chunk's lines start and end, and those of the usual shape, checked but for
+    their free tokens."""
+    body = a[:size]
+    low = np.flatnonzero(body <= 32)
+    kinds = body[low]
+    ends = low[kinds == 10]
+    spaces = low[kinds == 32]
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    ok = (ends - starts <= MAX_LINE) & (ends - starts >= 26)  # 26: the shortest usual line
+    controls = low[(kinds != 10) & (kinds != 32)]
+    if controls.size:
+        ok[np.searchsorted(ends, controls)] = False
+    if body.max(initial=0) >= 0x7F:  # DEL is a control byte; anything higher is fine
+        ok[np.searchsorted(ends, np.flatnonzero(body == 0x7F))] = False
+    before = np.searchsorted(spaces, ends)  # spaces before each line's end
+    first = np.empty_like(before)
+    first[:1] = 0
+    first[1:] = before[:-1]
+    count = before - first
+    keep = np.flatnonzero(ok & (count >= 4))
+    start, first, count, end = starts[keep], first[keep], count[keep], ends[keep]
+    top = spaces.size - 1
+
+    def space(n: np.ndarray | int) -> np.ndarray:  # the n-th space of each line (clipped)
+        return spaces[np.minimum(first + n, top)]
+
+    head = [words[start], words[start + 8], words[start + 16]]
+    good = np.ones(keep.size, dtype=bool)
+    for w, (digit, fixed, text) in zip(head, _HEAD, strict=True):
+        good &= _digits(w, digit) & ((w & np.uint64(fixed)) == np.uint64(text & fixed))
+    good &= (head[2] >> np.uint64(8)) & np.uint64(0xFF) <= ord("5")
+    time_end = space(1)
+    micro = time_end - start - 20  # digits after the dot; -1 when there is no dot
+    good &= (micro == -1) | (
+        (micro >= 1)
+        & (micro <= 6)
+        & (a[start + 19] == 46)
+        & _digits(words[start + 20], _MASKS[np.clip(micro, 0, 8)])
+    )
+    from_end = space(2)
+    has_from = (from_end - time_end == 5) & ((words[time_end] & _MASKS[5]) == np.uint64(_FROM))
+    f = has_from.astype(np.int64)
+    src_end, status_end = space(2 + f), space(3 + f)
+    status = words[src_end + 1]
+    accepted = status == np.uint64(_ACCEPTED)
+    good &= (count >= 4 + f) & (status_end - src_end == 9) & (accepted | (status == np.uint64(_REJECTED)))
+    # The port: 1 to 5 digits after SRC's last colon, at most 65535.
+    port = words[src_end - 8]
+    d = port ^ _ZEROES
+    not_digit = ((d + _PLUS) | d) & _HIGH
+    run = sum(((not_digit & t) == 0).astype(np.int64) for t in _TOP)
+    colon = src_end - run - 1
+    good &= (run >= 1) & (run <= 5) & (a[colon] == 58)
+    good &= (run < 5) | ((port.byteswap() & _MASKS[5]) <= np.uint64(_PORT_MAX))
+    src_start = np.where(has_from, from_end, time_end) + 1
+    addr_len = colon - src_start
+    inside = _MASKS[np.clip(addr_len[:, None] - np.array([0, 8]), 0, 8)].T
+    addr_words = [words[src_start] & inside[0], words[src_start + 8] & inside[1]]
+    plain = (addr_len >= 1) & (addr_len <= _PLAIN_ADDR)
+    for byte in b":[]":
+        for w, where in zip(addr_words, inside, strict=True):
+            plain &= ~_has_byte(w, byte, where)
+    has_tail = count >= 5 + f
+    dst_start = status_end + 1
+    dst_end = np.where(has_tail, space(4 + f), end)
+    tail_start = np.where(has_tail, dst_end + 1, end)
+    x0 = (head[0] ^ _ZEROES) & np.uint64(_HEAD[0][0])
+    x1 = (head[1] ^ _ZEROES) & np.uint64(_HEAD[1][0])
+    g = np.flatnonzero(good)
+    lines = _Lines(
+        keep=keep[g],
+        start=start[g],
+        accepted=accepted[g],
+        minute_key=(x0 | (x1 << np.uint64(4)))[g],
+        addr=(src_start[g], addr_len[g]),
+        plain_addr=plain[g],
+        dst=(dst_start[g], (dst_end - dst_start)[g]),
+        tail=(tail_start[g], (end - tail_start)[g]),
+    )
+    return starts, ends, lines
+
+
+class Scanner:
+    """The fast path, with bounded tables of the tokens it has met."""
+
+    def __init__(self) -> None:
+        self._minutes: dict[
+            int, int | None
+        ] = {}  # packed minute digits -> minute_start, None if no such time
+        self._reset()
+
+    def _reset(self) -> None:
+        self._emails, self._hosts, self._ips = _Names(), _Names(), _Names()
+        self._addrs = _Tokens(_ADDR_WORDS, self._addr_meaning)
+        self._dsts = _Tokens(_DST_WORDS, self._dst_meaning)
+        self._tails = _Tokens(_TAIL_WORDS, self._tail_meaning)
+        self._minutes.clear()
+
+    def _addr_meaning(self, addr: bytes) -> int:
+        record = parse_line(_KNOWN_HEAD.partition(b" from ")[0] + b" from " + addr + b":0 accepted ")
+        return _INVALID if record is None else self._ips.number(record.src_ip)
+
+    def _dst_meaning(self, dst: bytes) -> int:
+        record = parse_line(_KNOWN_HEAD + b" accepted " + dst)
+        return _INVALID if record is None else self._hosts.number(record.host)
+
+    def _tail_meaning(self, tail: bytes) -> int:
+        record = parse_line(_KNOWN_HEAD + b" accepted tcp:x:1 " + tail)
+        assert record is not None  # a tail never makes a line invalid
+        return -1 if record.email is None else self._emails.number(record.email)
 
     def scan(self, chunk: bytes, detail_since: Minute) -> Tally:
         """The Tally of a chunk of whole lines (`\\n`-separated, the last one terminated)."""
-        tally = Tally()
-        conns: dict[Minute, Counter[tuple[str, str]]] = {}
-        lines = chunk.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
-        if len(chunk.translate(None, _CONTROL)) != len(chunk) or max(map(len, lines), default=0) > MAX_LINE:
-            odd = [len(ln) > MAX_LINE or len(ln.translate(None, _CONTROL)) != len(ln) for ln in lines]
-            tally.add(tally_lines(compress(lines, odd), detail_since))
-            lines = list(compress(lines, [not o for o in odd]))
-
-        cuts = list(map(_accepted_cut, lines))
-        is_accepted = list(map(bool, map(_second, cuts)))
-        accepted = self._good_heads(tally, list(compress(cuts, is_accepted)), detail_since)
-        others = list(compress(lines, [not a for a in is_accepted]))
-        cuts = list(map(_rejected_cut, others))
-        is_rejected = list(map(bool, map(_second, cuts)))
-        rejected = self._good_heads(tally, list(compress(cuts, is_rejected)), detail_since)
-        tally.add(tally_lines(compress(others, [not r for r in is_rejected]), detail_since))
-
-        pairs = zip(map(_minute_text, map(_first, rejected)), map(_third, rejected), strict=True)
-        for (minute_text, rest), n in Counter(pairs).items():
-            start = self._minute(minute_text)
-            if start is None or self._rest(b" rejected ", rest) is None:
-                tally.unparsed += n
-            else:
-                tally.rejected[start // 60] += n
-        self._count_accepted(tally, conns, accepted, detail_since)
-        tally.add(
-            Tally(
-                pairs=Pairs.from_counter(
-                    {(m, e, h): n for m, pairs in conns.items() for (e, h), n in pairs.items()}
-                )
-            )
+        cut = chunk.rfind(b"\n") + 1
+        if cut < len(chunk):  # not a whole line: the careful way
+            return self._with_odd(self.scan(chunk[:cut], detail_since), [chunk[cut:]], detail_since)
+        if not chunk:
+            return Tally()
+        if max(len(self._addrs), len(self._dsts), len(self._tails), len(self._minutes)) > _CACHE_MAX:
+            self._reset()
+        buf = chunk + bytes(_PAD + (-len(chunk)) % 8)
+        a = np.frombuffer(buf, np.uint8)
+        words = np.lib.stride_tricks.as_strided(
+            np.frombuffer(buf, "<u8"), shape=(len(buf) - 7,), strides=(1,), writeable=False
         )
-        return tally
+        starts, ends, lines = _usual_lines(a, words, len(chunk))
 
-    def _good_heads(self, tally: Tally, cuts: list[Cut], detail_since: Minute) -> list[Cut]:
-        """The cuts whose head is exactly `TIME from SRC`; the others go the reference way."""
-        if not cuts:
-            return cuts
-        joined = b"\n".join(map(_first, cuts)) + b"\n"
-        if _ALL_HEADS.fullmatch(joined) and not _BIG_PORT.search(joined):
-            return cuts
-        good = [_ONE_HEAD.fullmatch(head) is not None for head, _, _ in cuts]
-        bad = (b"".join(cut) for cut, ok in zip(cuts, good, strict=True) if not ok)
-        tally.add(tally_lines(bad, detail_since))
-        return list(compress(cuts, good))
+        start_of_key, minute_i = self._minute_starts(lines.minute_key)
+        minute_of_key = start_of_key // 60  # -1 stays -1
+        minute = minute_of_key[minute_i]
+        addr = np.full(lines.start.size, -1, dtype=np.int64)
+        table = np.flatnonzero(~lines.plain_addr)
+        addr[table] = self._addrs.meanings(words, buf, lines.addr[0][table], lines.addr[1][table])
+        dst = self._dsts.meanings(words, buf, *lines.dst)
+        acc = np.flatnonzero(lines.accepted)
+        tail = np.full(lines.start.size, -1, dtype=np.int64)
+        tail[acc] = self._tails.meanings(words, buf, lines.tail[0][acc], lines.tail[1][acc])
 
-    def _count_accepted(
-        self,
-        tally: Tally,
-        conns_of: dict[Minute, Counter[tuple[str, str]]],
-        cuts: list[Cut],
-        detail_since: Minute,
-    ) -> None:
-        heads = list(map(_first, cuts))
-        rests = list(map(_third, cuts))
-        minute_texts = list(map(_minute_text, heads))
-        runs: list[tuple[bytes, int, int]] = []  # (minute text, first, last + 1) of each minute's lines
-        if all(map(le, minute_texts, islice(minute_texts, 1, None))):  # in time order, the usual case
-            lo = 0
-            while lo < len(minute_texts):
-                hi = bisect_right(minute_texts, minute_texts[lo], lo)
-                runs.append((minute_texts[lo], lo, hi))
-                lo = hi
-        else:  # out of order: sort by minute (stably) and count as usual
-            return self._count_accepted(tally, conns_of, sorted(cuts, key=_minute_of_cut), detail_since)
+        misfit = (addr == _MISFIT) | (dst == _MISFIT) | (tail == _MISFIT)
+        valid = ~misfit & (minute >= 0) & (addr != _INVALID) & (dst != _INVALID)
+        tally = Tally(unparsed=int((~misfit & ~valid).sum()))
+        rejected = valid & ~lines.accepted
+        if rejected.any():
+            found, n = np.unique(minute[rejected], return_counts=True)
+            tally.rejected.update(dict(zip(found.tolist(), n.tolist(), strict=True)))
+        counted = np.flatnonzero(valid & lines.accepted & (tail >= 0))
+        tally.pairs = Pairs.of_lines(
+            minute_i[counted],
+            minute_of_key,
+            tail[counted],
+            dst[counted],
+            self._emails.names,
+            self._hosts.names,
+        )
+        recent = counted[minute[counted] >= detail_since]
+        if recent.size:
+            self._count_details(tally, buf, lines, recent, start_of_key[minute_i], tail, addr)
 
-        users = self._users
-        for minute_text, lo, hi in runs:
-            start = self._minute(minute_text)
-            if start is None:
-                tally.unparsed += hi - lo
-                continue
-            minute = start // 60
-            conns = conns_of.get(minute) or Counter()
-            get = conns.get
-            for rest, n in Counter(rests[lo:hi]).items():
-                user = users.get(rest, False)
-                if user is False:
-                    user = self._remember(users, rest, self._user(rest))
-                if user is None:
-                    tally.unparsed += n
-                elif user[0]:
-                    conns[user] = get(user, 0) + n
-            if conns:
-                conns_of[minute] = conns
-            if minute >= detail_since:
-                self._count_details(tally, minute, start, heads[lo:hi], rests[lo:hi])
-
-    def _count_details(
-        self, tally: Tally, minute: Minute, start: int, heads: list[bytes], rests: list[bytes]
-    ) -> None:
-        """Source IPs and the latest line of each user, for one recent minute."""
-        latest: dict[str, bytes] = {}
-        for head, rest in zip(heads, rests, strict=True):
-            user = self._users[rest] if rest in self._users else self._user(rest)
-            if user is not None and user[0]:
-                tally.ips[minute, user[0], self._source(head)] += 1
-                if head > latest.get(user[0], b""):
-                    latest[user[0]] = head
-        for email, head in latest.items():
-            tally.saw(email, _moment(start, head))
-
-    def _minute(self, text: bytes) -> int | None:
-        """minute_start of `YYYY/MM/DD HH:MM` (digits already checked), None when no such time."""
-        start = self._minutes.get(text, -1)
-        if start == -1:
-            try:
-                moment = datetime(
-                    int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16])
-                )
-                start = minute_start(moment) if moment.year in YEARS else None
-            except ValueError:
-                start = None
-            self._remember(self._minutes, text, start)
-        return start
-
-    def _user(self, rest: bytes) -> tuple[str, str] | None:
-        """(email or "", host) of what follows ` accepted `; None when parse_line refuses it.
-
-        The usual shape `DST [IN >> OUT] email: EMAIL` is put together from its tokens, each
-        cached as meaning what parse_line says it means on its own; any other shape is parsed."""
-        parts = rest.split(b" ")
-        if len(parts) != 6 or parts[4] != b"email:" or not parts[5]:
-            return self._rest(b" accepted ", rest)
-        dst, detour, email = parts[0], b" ".join(parts[1:4]), parts[5]
-        if detour not in self._detours:
-            record = parse_line(_KNOWN_HEAD + b" accepted tcp:x:1 " + detour + b" email: x")
-            self._remember(self._detours, detour, record is not None and record.email == "x")
-        if not self._detours[detour]:
-            return self._rest(b" accepted ", rest)
-        host = self._hosts.get(dst)
-        if host is None:
-            record = parse_line(_KNOWN_HEAD + b" accepted " + dst + b" email: x")
-            if record is None:
-                return None
-            host = self._remember(self._hosts, dst, record.host)
-        name = self._emails.get(email)
-        if name is None:
-            record = parse_line(_KNOWN_HEAD + b" accepted tcp:x:1 email: " + email)
-            assert record is not None and record.email is not None
-            name = self._remember(self._emails, email, record.email)
-        return name, host
-
-    def _rest(self, status: bytes, rest: bytes) -> tuple[str, str] | None:
-        """(email or "", host) of any rest, straight from parse_line (cached)."""
-        key = status + rest
-        user = self._rests.get(key, False)
-        if user is False:
-            record = parse_line(_KNOWN_HEAD + key)
-            user = self._remember(
-                self._rests, key, None if record is None else (record.email or "", record.host)
-            )
-        return user
-
-    def _source(self, head: bytes) -> str:
-        """src_ip of a head known to be good."""
-        address = head.rpartition(b" from ")[2].rpartition(b":")[0]
-        ip = self._sources.get(address)
-        if ip is None:
-            record = parse_line(_KNOWN_HEAD.partition(b" from ")[0] + b" from " + address + b":0 accepted ")
-            assert record is not None
-            ip = self._remember(self._sources, address, record.src_ip)
-        return ip
+        odd = np.ones(starts.size, dtype=bool)
+        odd[lines.keep[~misfit]] = False
+        odd_lines = [chunk[s:e] for s, e in zip(starts[odd].tolist(), ends[odd].tolist(), strict=True)]
+        return self._with_odd(tally, odd_lines, detail_since)
 
     @staticmethod
-    def _remember(cache: dict[bytes, T], key: bytes, value: T) -> T:
-        """Store in a bounded cache: when full it is emptied, the simplest bound there is."""
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        cache[key] = value
-        return value
+    def _with_odd(tally: Tally, odd: list[bytes], detail_since: Minute) -> Tally:
+        if odd:
+            tally.add(tally_lines(odd, detail_since))
+        return tally
+
+    def _minute_starts(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """minute_start of each distinct key (-60 for a time that does not exist), and each
+        line's index into them."""
+        found, inverse = np.unique(keys, return_inverse=True)
+        out = []
+        for key in found.tolist():
+            start = self._minutes.get(key, -1)
+            if start == -1:
+                start = self._minutes[key] = _minute_start_of(key)
+            out.append(-60 if start is None else start)
+        return np.array(out, dtype=np.int64), inverse
+
+    def _count_details(
+        self, tally: Tally, buf: bytes, lines: _Lines, rows: np.ndarray,
+        start: np.ndarray, email: np.ndarray, addr: np.ndarray,
+    ) -> None:  # fmt: skip
+        """Source IPs and the latest line of each user, for the recent minutes (line by line:
+        they are few in a backfill, and arrive a few at a time when following the log)."""
+        emails, ips = self._emails.names, self._ips.names
+        for row in rows.tolist():
+            s, e, minute_start = int(lines.start[row]), emails[email[row]], int(start[row])
+            if addr[row] >= 0:
+                ip = ips[addr[row]]
+            else:
+                lo = int(lines.addr[0][row])
+                ip = buf[lo : lo + int(lines.addr[1][row])].decode("utf-8", "replace")
+            tally.ips[minute_start // 60, e, ip] += 1
+            second = buf[s + 17 : buf.index(b" ", s + 17)]  # SS or SS.ffffff
+            micro = second[3:]
+            tally.saw(e, minute_start + int(second[:2]) + (int(micro.ljust(6, b"0")) / 1e6 if micro else 0))
 
 
-def _moment(start: int, head: bytes) -> float:
-    """Unix time of a good head, computed as datetime.timestamp() does (whole seconds + µs)."""
-    seconds = start + int(head[17:19])
-    if head[19:20] == b".":
-        micro = head[20:].partition(b" ")[0]
-        return seconds + int(micro.ljust(6, b"0")) / 1e6
-    return float(seconds)
+def _minute_start_of(key: int) -> int | None:
+    """minute_start of packed YYYY/MM/DD HH:MM digits, None when there is no such local time."""
+    b = key.to_bytes(8, "little")
+    lo = [x & 15 for x in b]
+    hi = [x >> 4 for x in b]
+    try:
+        moment = datetime(
+            lo[0] * 1000 + lo[1] * 100 + lo[2] * 10 + lo[3], lo[5] * 10 + lo[6],
+            hi[0] * 10 + hi[1], hi[3] * 10 + hi[4], hi[6] * 10 + hi[7],
+        )  # fmt: skip
+    except ValueError:
+        return None
+    return minute_start(moment) if moment.year in YEARS else None
