@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from hypothesis import given, settings
@@ -205,6 +206,19 @@ def test_each_edge_of_the_usual_shape_counts_as_the_reference_says() -> None:
     assert scan(chunk, 0) == tally_lines(_EDGES, 0)
 
 
+def test_the_first_minutes_of_1970_count_east_of_greenwich(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A local time before the epoch in UTC (1970-01-01 in Tokyo) is still a time."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        edge = b"1970/01/01 00:00:05 from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u"
+        tally = scan(edge + b"\n")
+        assert tally == tally_lines([edge], 0) and tally.pairs.latest() == -540
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_chunk_cut_inside_a_line_still_counts_every_byte() -> None:
     """A last line without its newline is counted too (the careful way), never dropped."""
     chunk = line(1, "a@x") + line(2, "b@x").rstrip(b"\n")
@@ -233,3 +247,16 @@ def test_full_token_tables_are_forgotten_without_changing_a_count(monkeypatch) -
         total.add(scanner.scan(b"".join(lines[i : i + 5]), 0))
     assert total == tally_lines([ln.rstrip(b"\n") for ln in lines], 0)
     assert len(scanner._dsts) <= 3 + 5
+
+
+def test_tables_grow_past_their_first_room_without_losing_a_token() -> None:
+    """Hundreds of distinct tokens, met over several chunks, keep their meanings."""
+    scanner = Scanner()
+    lines = [line(s % 60, f"u{s % 150}@x", f"h{s}.example.org") for s in range(600)]
+    total = Tally()
+    for i in range(0, 600, 150):
+        total.add(scanner.scan(b"".join(lines[i : i + 150]), 0))
+    total.add(scanner.scan(b"".join(lines), 0))  # all of them again, from the tables
+    reference = tally_lines([ln.rstrip(b"\n") for ln in lines], 0)
+    reference.add(reference)
+    assert total == reference and len(scanner._dsts) == 600

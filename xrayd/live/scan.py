@@ -36,7 +36,7 @@ from xrayd.live.parser import MAX_LINE, YEARS, is_dns_line, parse_line
 Minute = int  # minutes since the Unix epoch, of the line's local time
 
 _KNOWN_HEAD = b"2000/01/01 00:00:00 from 0.0.0.0:0"  # tokens are parsed behind a known-good head
-_CACHE_MAX = 50_000  # distinct tokens of a kind remembered; then all are forgotten at once
+_CACHE_MAX = 20_000  # distinct tokens of a kind remembered; then all are forgotten at once
 _PAD = 128  # zero bytes after a chunk, so that word reads past a token's end stay in the buffer
 _ADDR_WORDS, _DST_WORDS, _TAIL_WORDS = 6, 8, 12  # longest tokens taken, in 8-byte words
 _PLAIN_ADDR = 16  # a source address this long or shorter, without ":[]", needs no table
@@ -182,8 +182,8 @@ class _Tokens:
         # The mask of word j of a token of length n: _MASKS[min(max(n - 8j, 0), 8)].
         self._masks = _MASKS[np.clip(np.arange(8 * words + 1)[None, :] - 8 * np.arange(words)[:, None], 0, 8)]
         self._ids: dict[int, int] = {}  # hash -> column
-        self._table = np.zeros((words, 0), dtype=np.uint64)
-        self._meanings = np.zeros(0, dtype=np.int64)
+        self._table = np.zeros((words, 64), dtype=np.uint64)  # grows by doubling; len(_ids) used
+        self._meanings = np.zeros(64, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -223,12 +223,14 @@ class _Tokens:
         base = len(self._ids)
         ids[new] = np.arange(base, base + new.size)
         self._ids.update(zip(hashes.tolist(), ids[new].tolist(), strict=True))
-        columns = np.zeros((self.words, new.size), dtype=np.uint64)
-        columns[: rows.shape[0]] = rows[:, lines]
-        self._table = np.concatenate([self._table, columns], axis=1)
+        if len(self._ids) > self._meanings.size:  # double the room
+            more = 2 * len(self._ids) - self._meanings.size
+            self._table = np.concatenate([self._table, np.zeros((self.words, more), np.uint64)], axis=1)
+            self._meanings = np.concatenate([self._meanings, np.zeros(more, np.int64)])
+        self._table[: rows.shape[0], base : base + new.size] = rows[:, lines]
         cuts = map(slice, starts[lines].tolist(), (starts[lines] + lengths[lines]).tolist())
-        meanings = np.fromiter(map(self._meaning, map(buf.__getitem__, cuts)), np.int64, new.size)
-        self._meanings = np.concatenate([self._meanings, meanings])
+        meanings = map(self._meaning, map(buf.__getitem__, cuts))
+        self._meanings[base : base + new.size] = np.fromiter(meanings, np.int64, new.size)
 
 
 @dataclass
@@ -375,8 +377,8 @@ class Scanner:
         )
         starts, ends, lines = _usual_lines(a, words, len(chunk))
 
-        start_of_key, minute_i = self._minute_starts(lines.minute_key)
-        minute_of_key = start_of_key // 60  # -1 stays -1
+        start_of_key, real, minute_i = self._minute_starts(lines.minute_key)
+        minute_of_key = start_of_key // 60
         minute = minute_of_key[minute_i]
         addr = np.full(lines.start.size, -1, dtype=np.int64)
         table = np.flatnonzero(~lines.plain_addr)
@@ -387,7 +389,7 @@ class Scanner:
         tail[acc] = self._tails.meanings(words, buf, lines.tail[0][acc], lines.tail[1][acc])
 
         misfit = (addr == _MISFIT) | (dst == _MISFIT) | (tail == _MISFIT)
-        valid = ~misfit & (minute >= 0) & (addr != _INVALID) & (dst != _INVALID)
+        valid = ~misfit & real[minute_i] & (addr != _INVALID) & (dst != _INVALID)
         tally = Tally(unparsed=int((~misfit & ~valid).sum()))
         rejected = valid & ~lines.accepted
         if rejected.any():
@@ -417,17 +419,17 @@ class Scanner:
             tally.add(tally_lines(odd, detail_since))
         return tally
 
-    def _minute_starts(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """minute_start of each distinct key (-60 for a time that does not exist), and each
-        line's index into them."""
+    def _minute_starts(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """minute_start of each distinct key, whether that local time exists, and each line's
+        index into them."""
         found, inverse = np.unique(keys, return_inverse=True)
-        out = []
-        for key in found.tolist():
-            start = self._minutes.get(key, -1)
-            if start == -1:
-                start = self._minutes[key] = _minute_start_of(key)
-            out.append(-60 if start is None else start)
-        return np.array(out, dtype=np.int64), inverse
+        starts = [self._minutes[k] if k in self._minutes else self._minute(k) for k in found.tolist()]
+        real = np.array([s is not None for s in starts], dtype=bool)
+        return np.array([s or 0 for s in starts], dtype=np.int64), real, inverse
+
+    def _minute(self, key: int) -> int | None:
+        start = self._minutes[key] = _minute_start_of(key)
+        return start
 
     def _count_details(
         self, tally: Tally, buf: bytes, lines: _Lines, rows: np.ndarray,
