@@ -438,17 +438,30 @@ class Scanner:
         """Source IPs and the latest line of each user, for the recent minutes (line by line:
         they are few in a backfill, and arrive a few at a time when following the log)."""
         emails, ips = self._emails.names, self._ips.names
-        for row in rows.tolist():
-            s, e, minute_start = int(lines.start[row]), emails[email[row]], int(start[row])
-            if addr[row] >= 0:
-                ip = ips[addr[row]]
+        plain: dict[bytes, str] = {}
+        latest: dict[int, tuple[int, bytes, int]] = {}  # email -> (minute_start, SS[.ffffff], line start)
+        columns = (
+            lines.start[rows],
+            email[rows],
+            addr[rows],
+            lines.addr[0][rows],
+            lines.addr[1][rows],
+            start[rows],
+        )
+        for s, e, ip_i, lo, n, minute_start in zip(*(c.tolist() for c in columns), strict=True):
+            if ip_i >= 0:
+                ip = ips[ip_i]
             else:
-                lo = int(lines.addr[0][row])
-                ip = buf[lo : lo + int(lines.addr[1][row])].decode("utf-8", "replace")
-            tally.ips[minute_start // 60, e, ip] += 1
+                raw = buf[lo : lo + n]
+                ip = plain.get(raw) or plain.setdefault(raw, raw.decode("utf-8", "replace"))
+            tally.ips[minute_start // 60, emails[e], ip] += 1
+            when = (minute_start, buf[s + 17 : s + 26], s)  # "SS.ffffff" sorts as the time does
+            if when > latest.get(e, (-1 << 62, b"", 0)):
+                latest[e] = when
+        for e, (minute_start, _, s) in latest.items():
             second = buf[s + 17 : buf.index(b" ", s + 17)]  # SS or SS.ffffff
-            micro = second[3:]
-            tally.saw(e, minute_start + int(second[:2]) + (int(micro.ljust(6, b"0")) / 1e6 if micro else 0))
+            micro = int(second[3:].ljust(6, b"0")) / 1e6 if len(second) > 2 else 0
+            tally.saw(emails[e], minute_start + int(second[:2]) + micro)
 
 
 def _minute_start_of(key: int) -> int | None:
