@@ -140,6 +140,26 @@ def test_pieces_merge_per_pair_across_host_tables() -> None:
     assert (sealed.uids.tolist(), sealed.conns.tolist(), sealed.total_conns) == ([0, 1], [7, 8], 15)
 
 
+def test_pieces_over_long_host_tables() -> None:
+    """A piece may use a few names of a long table (a scanner's); they are found by sorting
+    the rows, not by a pass over the table, and counted alike."""
+    table = hosts(*(f"n{i}" for i in range(5000)))
+    bucket = buckets.Open()
+    bucket.add_pairs(ints(0, 1), ints(4999, 7), ints(2, 1), table)
+    sealed = bucket.sealed()
+    assert sorted(zip(sealed.domain_hosts, sealed.domain_counts.tolist(), strict=True)) == [
+        ("n4999", 2),
+        ("n7", 1),
+    ]
+    bucket.add_pairs(ints(0), ints(3), ints(4), hosts(*(f"n{i}" for i in range(4999, 2, -1))))
+    sealed = bucket.sealed()
+    assert sorted(zip(sealed.domain_hosts, sealed.domain_counts.tolist(), strict=True)) == [
+        ("n4996", 4),
+        ("n4999", 2),
+        ("n7", 1),
+    ]
+
+
 def test_pieces_merge_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """An open bucket merges its pieces once they hold MERGE_ROWS rows or MERGE_PIECES pieces,
     so it holds as much as its distinct pairs, however many lines and chunks come."""
@@ -220,3 +240,25 @@ def test_rows_of_emails_past_the_cap_count_as_untracked(monkeypatch: pytest.Monk
     assert agg.top_users("conns", NOW - 5, NOW + 1) == [("b@x", 2), ("a@x", 1)]
     assert agg.series("conns", NOW - 1, NOW + 1, 1, None) == [0, 3]
     assert agg.top_domains(NOW - 5, NOW + 1, None) == ([("h1", 3)], 0)
+
+
+def test_tallies_over_one_growing_host_table() -> None:
+    """Tallies that share the scanner's name tables, which grow between them, count in their
+    minutes as if each had tables of its own."""
+    emails, names = ["a@x", "b@x"], ["h1", "h2"]
+
+    def shared(*columns: tuple[int, ...]) -> Tally:  # minute, email, host, count
+        return Tally(pairs=Pairs(*(ints(*c) for c in columns), emails, names))
+
+    agg = Aggregates(1440)
+    agg.add_tally(shared((NOW, NOW), (0, 1), (0, 1), (1, 2)), NOW)
+    names.append("h3")
+    agg.add_tally(shared((NOW, NOW + 1), (0, 1), (2, 2), (5, 1)), NOW)
+    names.append("h4")
+    agg.add_tally(shared((NOW, NOW + 1, NOW + 1), (0, 0, 1), (0, 3, 2), (3, 7, 1)), NOW)
+    for _ in range(2):  # open, then sealed
+        assert agg.top_domains(NOW, NOW + 1, None) == ([("h3", 5), ("h1", 4), ("h2", 2)], 0)
+        assert agg.top_domains(NOW, NOW + 1, "a@x") == ([("h3", 5), ("h1", 4)], 0)
+        assert agg.top_domains(NOW + 1, NOW + 2, None) == ([("h4", 7), ("h3", 2)], 0)
+        assert agg.top_users("conns", NOW, NOW + 2) == [("a@x", 16), ("b@x", 4)]
+        agg.seal(NOW + 2, NOW + 2)

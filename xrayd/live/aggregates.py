@@ -51,6 +51,7 @@ class Aggregates:
         self.untracked = 0  # connections of emails beyond MAX_USERS
         self._fresh: set[Minute] = set()  # sealed, not aged yet
         self._pruned = 0  # the minute of the last pass over every bucket
+        self._hosts: tuple[list[str], np.ndarray, int] = ([], np.zeros(0, dtype=object), 0)
 
     # --- adding ------------------------------------------------------------------------
 
@@ -96,12 +97,28 @@ class Aggregates:
         everyone = bool(tracked.all())
         if not everyone:
             self.untracked += int(pairs.count[lo:hi][~tracked[lo:hi]].sum())
-        hosts = np.array(pairs.hosts, dtype=object)
+        hosts = self._host_array(pairs.hosts)
         for minute, rows in pairs.runs():
             bucket = self._bucket(minute, now)
             if bucket is not None:
                 keep = rows if everyone else np.flatnonzero(tracked[rows]) + rows.start
                 bucket.add_pairs(uids[keep], pairs.host[keep], pairs.count[keep], hosts)
+
+    def _host_array(self, hosts: list[str]) -> np.ndarray:
+        """A tally's host table as an object array. The scanner hands the same list with every
+        tally, and only ever appends to it: that one is filled in as it grows, in an array with
+        room to spare, so that the buckets get one table and merge pieces without renumbering
+        (the slots past the names are None, and no host id points there)."""
+        table, names, filled = self._hosts
+        if table is not hosts:
+            names, filled = np.array(hosts, dtype=object), len(hosts)
+        elif len(hosts) > filled:
+            if len(hosts) > names.size:
+                names = np.concatenate([names[:filled], np.full(2 * len(hosts) - filled, None)])
+            names[filled : len(hosts)] = hosts[filled:]
+            filled = len(hosts)
+        self._hosts = (hosts, names, filled)
+        return names
 
     def _uids_of(self, emails: list[str], rows: np.ndarray) -> np.ndarray:
         """The uid of each of a tally's emails (-1 past MAX_USERS); the new emails that have

@@ -19,6 +19,7 @@ traffic figure (only live.now, over at most an hour, tells them apart).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -71,8 +72,28 @@ def narrow(values: Iterable[int] | np.ndarray) -> np.ndarray:
 
 
 def _ids(names: np.ndarray, index: dict[str, int]) -> np.ndarray:
-    """Each name's id in `index`, adding the names it does not hold yet."""
-    return np.fromiter((index.setdefault(n, len(index)) for n in names.tolist()), np.int64, names.size)
+    """Each name's id in `index`, adding the names it does not hold yet (the names are
+    distinct). Lookups and additions are C-level maps; Python loops over nothing."""
+    if not index:
+        index.update(zip(names.tolist(), range(names.size), strict=True))
+        return np.arange(names.size)
+    found = np.fromiter(map(index.get, names.tolist(), repeat(-1)), np.int64, names.size)
+    new = np.flatnonzero(found < 0)
+    if new.size:
+        found[new] = np.arange(len(index), len(index) + new.size)
+        index.update(zip(names[new].tolist(), found[new].tolist(), strict=True))
+    return found
+
+
+def _distinct(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct ids, each row's index among them), for ids below `size`: by a mark per
+    id while the table is not much longer than the rows, else sorted (a scanner's table
+    may hold thousands of names a minute never uses)."""
+    if size > 8 * ids.size + 1024:
+        return np.unique(ids, return_inverse=True)
+    seen = np.zeros(size, dtype=bool)
+    seen[ids] = True
+    return np.flatnonzero(seen), (np.cumsum(seen) - 1)[ids]
 
 
 def _by_name(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -91,20 +112,35 @@ def _busiest(counts: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[:cap]), order[cap:]
 
 
+def _by_id(ids: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct ids, the sum of `values` of each), for ids below `size`."""
+    if size > 8 * ids.size + 1024:
+        used, rows = np.unique(ids, return_inverse=True)
+        return used, _sums(rows, values, used.size)
+    sums = _sums(ids, values, size)
+    used = np.flatnonzero(sums > 0)
+    return used, sums[used]
+
+
 def _merge(pieces: list[Piece]) -> Piece:
-    """One piece of several: summed per (user, host) over one table of the hosts in use.
-    Python touches only each piece's distinct hosts."""
-    index: dict[str, int] = {}
-    hids = []
-    for p in pieces:
-        used, inverse = np.unique(p.hids, return_inverse=True)
-        hids.append(_ids(p.hosts[used], index)[inverse])
-    size = len(index)
-    key = np.concatenate([p.uids for p in pieces]) * size + np.concatenate(hids)
-    keys, rows = np.unique(key, return_inverse=True)
+    """One piece of several, summed per (user, host). Pieces over one host table (a scanner's,
+    shared by its tallies) keep it; else the tables are unified, Python touching only each
+    piece's distinct hosts."""
+    hosts = pieces[0].hosts
+    if all(p.hosts is hosts for p in pieces):
+        hids = np.concatenate([p.hids for p in pieces])
+    else:
+        index: dict[str, int] = {}
+        remapped = []
+        for p in pieces:
+            used, rows = _distinct(p.hids, p.hosts.size)
+            remapped.append(_ids(p.hosts[used], index)[rows])
+        hosts, hids = np.array(list(index), dtype=object), np.concatenate(remapped)
+    size = hosts.size
+    keys, rows = np.unique(np.concatenate([p.uids for p in pieces]) * size + hids, return_inverse=True)
     counts = _sums(rows, np.concatenate([p.counts for p in pieces]), keys.size).astype(np.int64)
-    uids, hids_ = np.divmod(keys, size)
-    return Piece(uids, hids_, counts, np.array(list(index), dtype=object))
+    uids, hids = np.divmod(keys, size)
+    return Piece(uids, hids, counts, hosts)
 
 
 class Open:
@@ -166,8 +202,7 @@ class Open:
         if p.uids.size > OPEN_PAIRS:
             keep, drop = _busiest(p.counts, OPEN_PAIRS)
             self._spill(p.uids[drop], p.hids[drop], p.counts[drop], p.hosts)
-            used, hids = np.unique(p.hids[keep], return_inverse=True)
-            p = Piece(p.uids[keep], hids, p.counts[keep], p.hosts[used])
+            p = Piece(p.uids[keep], p.hids[keep], p.counts[keep], p.hosts)
         self._pieces = [p]
         self._rows = p.uids.size
 
@@ -176,8 +211,7 @@ class Open:
         self.spill_uids, rows = np.unique(np.concatenate([self.spill_uids, uids]), return_inverse=True)
         conns = np.concatenate([self.spill_conns, counts])
         self.spill_conns = _sums(rows, conns, self.spill_uids.size).astype(np.int64)
-        used, rows = np.unique(hids, return_inverse=True)
-        by_host = _sums(rows, counts, used.size)
+        used, by_host = _by_id(hids, counts, hosts.size)
         names, n = _by_name([(self.spill_hosts, self.spill_host_conns), (hosts[used], by_host)])
         if names.size > OPEN_DOMAINS:
             keep, drop = _busiest(n, OPEN_DOMAINS)
@@ -235,9 +269,8 @@ class Sealed:
         self.uids = narrow(rows)
         self.conns = narrow(conns[rows])
 
-        by_host = _sums(hids, counts, hosts.size)
-        used = np.flatnonzero(by_host > 0)
-        self.domain_hosts, self.domain_counts = hosts[used], by_host[used]
+        used, by_host = _by_id(hids, counts, hosts.size)
+        self.domain_hosts, self.domain_counts = hosts[used], by_host
         if bucket.spill_hosts.size:
             self.domain_hosts, self.domain_counts = _by_name(
                 [(self.domain_hosts, self.domain_counts), (bucket.spill_hosts, bucket.spill_host_conns)]
