@@ -72,24 +72,28 @@ def narrow(values: Iterable[int] | np.ndarray) -> np.ndarray:
 
 
 def _ids(names: np.ndarray, index: dict[str, int]) -> np.ndarray:
-    """Each name's id in `index`, adding the names it does not hold yet (the names are
-    distinct). Lookups and additions are C-level maps; Python loops over nothing."""
-    if not index:
-        index.update(zip(names.tolist(), range(names.size), strict=True))
-        return np.arange(names.size)
+    """Each name's id in `index`, adding the names it does not hold yet, by C-level maps.
+    The names are distinct, as in every host table."""
+    start = len(index)
     found = np.fromiter(map(index.get, names.tolist(), repeat(-1)), np.int64, names.size)
     new = np.flatnonzero(found < 0)
     if new.size:
-        found[new] = np.arange(len(index), len(index) + new.size)
+        found[new] = np.arange(start, start + new.size)
         index.update(zip(names[new].tolist(), found[new].tolist(), strict=True))
+        if len(index) != start + new.size:
+            raise ValueError("a host table repeats a name")
     return found
 
 
+def _long(size: int, rows: int) -> bool:
+    """Is a table of `size` names long beside `rows` rows that use it (a scanner's table may
+    hold thousands of names a minute never uses)? Then its ids are sorted, not marked."""
+    return size > 8 * rows + 1024
+
+
 def _distinct(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the distinct ids, each row's index among them), for ids below `size`: by a mark per
-    id while the table is not much longer than the rows, else sorted (a scanner's table
-    may hold thousands of names a minute never uses)."""
-    if size > 8 * ids.size + 1024:
+    """(the distinct ids, each row's index among them), for ids below `size`."""
+    if _long(size, ids.size):
         return np.unique(ids, return_inverse=True)
     seen = np.zeros(size, dtype=bool)
     seen[ids] = True
@@ -97,8 +101,8 @@ def _distinct(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _by_name(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """(names, counts) summed per name over several (names, counts); Python per name, so for
-    the short lists only (spilled destinations)."""
+    """(names, counts) summed per name over several (names, counts): a dict of the names, so
+    for short lists (spilled destinations)."""
     index: dict[str, int] = {}
     parts = list(parts)
     ids = np.concatenate([_NONE, *(_ids(names, index) for names, _ in parts)])
@@ -114,7 +118,7 @@ def _busiest(counts: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _by_id(ids: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct ids, the sum of `values` of each), for ids below `size`."""
-    if size > 8 * ids.size + 1024:
+    if _long(size, ids.size):
         used, rows = np.unique(ids, return_inverse=True)
         return used, _sums(rows, values, used.size)
     sums = _sums(ids, values, size)
@@ -165,7 +169,8 @@ class Open:
         return len(self._pieces), self._rows
 
     def add_pairs(self, uids: np.ndarray, hids: np.ndarray, counts: np.ndarray, hosts: np.ndarray) -> None:
-        """Connections per (uid, host id), rows unique per pair; `hosts` names the host ids."""
+        """Connections per (uid, host id), rows unique per pair; `hosts` names the host ids,
+        each name once."""
         if not uids.size:
             return
         self._view = None
