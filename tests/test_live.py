@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -195,6 +195,34 @@ async def test_the_first_start_backfills_only_the_retention_window(sandbox: Sand
     finally:
         d.request_stop()
         await task
+
+
+async def test_connections_go_to_the_ledger_per_local_day(sandbox: Sandbox) -> None:
+    """Lines on both sides of midnight, read in one chunk, are committed per (day, email)."""
+    midnight = datetime.combine(date.today(), time())
+    if not timedelta(minutes=2) < datetime.now() - midnight < timedelta(hours=23, minutes=58):
+        pytest.skip("too close to midnight for yesterday's last minute to be in the window")
+    before, after = midnight - timedelta(seconds=30), midnight + timedelta(seconds=30)
+    append(sandbox, access_line(ALICE, when=before), access_line(BOB, when=before))
+    append(sandbox, *(access_line(ALICE, when=after) for _ in range(2)))
+    d = Daemon(sandbox.config, shutdown_grace=5)
+    task = await start_daemon(d)
+    try:
+        async with XraydClient(str(sandbox.config.socket)) as rpc:
+
+            async def top() -> list[dict[str, Any]]:
+                return (await rpc.call("live.top", {"metric": "conns", "period": 86400}))["top"]
+
+            await eventually(lambda: _equals(top(), [{"user": ALICE, "value": 3}, {"user": BOB, "value": 1}]))
+            await d.prepare_xray_restart()
+    finally:
+        d.request_stop()
+        await task
+    ledger = Ledger.in_data_dir(sandbox.config.data_dir, readonly=True)
+    yesterday = ledger.usage_for_day(before.date())
+    assert {email: u.conns for email, u in yesterday.items()} == {ALICE: 1, BOB: 1}
+    assert {email: u.conns for email, u in ledger.usage_for_day(after.date()).items()} == {ALICE: 2}
+    assert yesterday[BOB].last_seen == pytest.approx(before.timestamp())
 
 
 async def test_a_log_that_appears_later(sandbox: Sandbox) -> None:

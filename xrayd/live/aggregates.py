@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import repeat
 
 import numpy as np
 
 from xrayd.live.buckets import DETAIL_MINUTES, MAX_USERS, Minute, Open, Sealed
+from xrayd.live.pairs import Pairs
 from xrayd.live.scan import Tally
 
-_email = itemgetter(0)
 FUTURE = 5  # minutes ahead of the clock a line may be stamped and still count
 TOP_DOMAINS_PER_USER = 5
 IPS_PER_USER = 32
@@ -51,6 +51,7 @@ class Aggregates:
         self.untracked = 0  # connections of emails beyond MAX_USERS
         self._fresh: set[Minute] = set()  # sealed, not aged yet
         self._pruned = 0  # the minute of the last pass over every bucket
+        self._hosts: tuple[list[str], np.ndarray, int] = ([], np.zeros(0, dtype=object), 0)
 
     # --- adding ------------------------------------------------------------------------
 
@@ -67,22 +68,16 @@ class Aggregates:
         bucket = self._open.get(minute)
         if bucket is None:
             sealed = self._sealed.pop(minute, None)
-            bucket = self._open[minute] = Open() if sealed is None else sealed.reopen(self._emails)
+            bucket = self._open[minute] = Open() if sealed is None else sealed.reopen()
         return bucket
 
     def add_tally(self, tally: Tally, now: Minute) -> None:
         self.unparsed += tally.unparsed
-        for minute, pairs in tally.conns.items():  # TODO array-native
-            bucket = self._bucket(minute, now)
-            if bucket is not None:
-                bucket.add_pairs(pairs)
-                for email in set(map(_email, pairs)) - self._uid.keys():
-                    if self._register(email) is None:
-                        self.untracked += sum(n for (e, _), n in pairs.items() if e == email)
+        self._add_pairs(tally.pairs, now)
         for minute, n in tally.rejected.items():
             bucket = self._bucket(minute, now)
             if bucket is not None:
-                bucket.rejected += n
+                bucket.add_rejected(n)
         for (minute, email, ip), _ in tally.ips.items():
             seen = self._ips.setdefault(email, {})
             if ip in seen or len(seen) < IPS_PER_USER:
@@ -91,13 +86,61 @@ class Aggregates:
             if when > self.last_seen.get(email, float("-inf")):
                 self.last_seen[email] = when
 
+    def _add_pairs(self, pairs: Pairs, now: Minute) -> None:
+        """Each minute's rows to its bucket as one piece. Python works per minute and per
+        email of the tally, never per row: a backfill has about as many rows as lines."""
+        lo, hi = np.searchsorted(pairs.minute, [now - self.retention, now + FUTURE], side="right").tolist()
+        if lo == hi:
+            return
+        uids = self._uids_of(pairs.emails, pairs.email[lo:hi])[pairs.email]
+        tracked = uids >= 0
+        everyone = bool(tracked.all())
+        if not everyone:
+            self.untracked += int(pairs.count[lo:hi][~tracked[lo:hi]].sum())
+        hosts = self._host_array(pairs.hosts)
+        for minute, rows in pairs.runs():
+            bucket = self._bucket(minute, now)
+            if bucket is not None:
+                keep = rows if everyone else np.flatnonzero(tracked[rows]) + rows.start
+                bucket.add_pairs(uids[keep], pairs.host[keep], pairs.count[keep], hosts)
+
+    def _host_array(self, hosts: list[str]) -> np.ndarray:
+        """A tally's host table as an object array. The scanner hands the same list with every
+        tally, and only ever appends to it: that one is filled in as it grows, in an array with
+        room to spare, so that the buckets get one table and merge pieces without renumbering
+        (the slots past the names are None, and no host id points there)."""
+        table, names, filled = self._hosts
+        if table is not hosts:
+            names, filled = np.array(hosts, dtype=object), len(hosts)
+        elif len(hosts) > filled:
+            if len(hosts) > names.size:
+                names = np.concatenate([names[:filled], np.full(2 * len(hosts) - filled, None)])
+            names[filled : len(hosts)] = hosts[filled:]
+            filled = len(hosts)
+        self._hosts = (hosts, names, filled)
+        return names
+
+    def _uids_of(self, emails: list[str], rows: np.ndarray) -> np.ndarray:
+        """The uid of each of a tally's emails (-1 past MAX_USERS); the new emails that have
+        rows among `rows` (indexes into `emails`) are registered."""
+        uids = np.fromiter(map(self._uid.get, emails, repeat(-1)), np.int64, len(emails))
+        new = np.flatnonzero(uids < 0)
+        if new.size:
+            present = np.zeros(len(emails), dtype=bool)
+            present[rows] = True
+            for i in new[present[new]].tolist():
+                uid = self._register(emails[i])
+                if uid is not None:
+                    uids[i] = uid
+        return uids
+
     def add_traffic(self, deltas: Mapping[str, tuple[int, int]], minute: Minute, when: float) -> None:
         """Traffic read from Xray's counters at `when` (unix time; `minute` is its minute)."""
         bucket = self._bucket(minute, minute)
         assert bucket is not None
         for email, (up, down) in deltas.items():
-            if (up or down) and self._register(email) is not None:
-                bucket.add_traffic(email, up, down)
+            if (up or down) and (uid := self._register(email)) is not None:
+                bucket.add_traffic(uid, up, down)
                 if when > self.last_seen.get(email, float("-inf")):
                     self.last_seen[email] = when
 
@@ -105,7 +148,7 @@ class Aggregates:
         """Seal open buckets before `through`; age those older than the detail window; drop
         expired buckets and IPs."""
         for minute in [m for m in self._open if m < through]:
-            self._sealed[minute] = Sealed(self._open.pop(minute), self._uid)
+            self._sealed[minute] = self._open.pop(minute).sealed()
             self._fresh.add(minute)
         for minute in [m for m in self._fresh if m <= now - DETAIL_MINUTES]:
             self._fresh.discard(minute)
@@ -127,17 +170,15 @@ class Aggregates:
 
     # --- reading -----------------------------------------------------------------------
 
-    def _buckets(self, start: Minute, end: Minute) -> Iterator[tuple[Minute, Open | Sealed]]:
-        """Every bucket with start <= minute < end."""
+    def _buckets(self, start: Minute, end: Minute) -> Iterator[tuple[Minute, Sealed]]:
+        """Every bucket with start <= minute < end, open ones as their sealed view."""
         for buckets in (self._sealed, self._open):
             if end - start < len(buckets):
-                for minute in range(start, end):
-                    if minute in buckets:
-                        yield minute, buckets[minute]
+                found = ((m, buckets[m]) for m in range(start, end) if m in buckets)
             else:
-                for minute, bucket in buckets.items():
-                    if start <= minute < end:
-                        yield minute, bucket
+                found = ((m, b) for m, b in buckets.items() if start <= m < end)
+            for minute, bucket in found:
+                yield minute, bucket if isinstance(bucket, Sealed) else bucket.sealed()
 
     def now(self, start: Minute, end: Minute) -> list[UserNow]:
         """Everyone with connections or traffic in [start, end), busiest first."""
@@ -146,15 +187,6 @@ class Aggregates:
         down: Counter[str] = Counter()
         domains: dict[str, Counter[str]] = {}
         for _, bucket in self._buckets(start, end):
-            if isinstance(bucket, Open):
-                for (email, host), n in bucket.pairs.items():
-                    conns[email] += n
-                    domains.setdefault(email, Counter())[host] += n
-                conns.update(bucket.spill_users)
-                for email, (u, d) in bucket.traffic.items():
-                    up[email] += u
-                    down[email] += d
-                continue
             emails = [self._emails[uid] for uid in bucket.uids.tolist()]
             for email, n in zip(emails, bucket.conns.tolist(), strict=True):
                 conns[email] += n
@@ -193,37 +225,21 @@ class Aggregates:
         if email is not None and uid is None:
             return values
         for minute, bucket in self._buckets(start, end):
-            values[(minute - start) // step] += self._value(bucket, metric, email, uid)
+            values[(minute - start) // step] += self._value(bucket, metric, uid)
         return values
 
-    def _value(self, bucket: Open | Sealed, metric: str, email: str | None, uid: int | None) -> int:
-        if isinstance(bucket, Sealed):
-            if uid is not None:
-                return bucket.value_of(uid, metric)
-            return bucket.total_conns if metric == "conns" else bucket.total_traffic
-        if metric == "conns":
-            pairs = bucket.pairs.items()
-            if email is None:
-                return sum(n for _, n in pairs) + sum(bucket.spill_users.values())
-            return sum(n for (e, _), n in pairs if e == email) + bucket.spill_users.get(email, 0)
-        if email is None:
-            return sum(u + d for u, d in bucket.traffic.values())
-        return sum(bucket.traffic.get(email, (0, 0)))
+    @staticmethod
+    def _value(bucket: Sealed, metric: str, uid: int | None) -> int:
+        if uid is not None:
+            return bucket.value_of(uid, metric)
+        return bucket.total_conns if metric == "conns" else bucket.total_traffic
 
     def top_users(self, metric: str, start: Minute, end: Minute) -> list[tuple[str, int]]:
         """Users by connections or traffic over [start, end), largest first, zeros left out."""
         totals = np.zeros(len(self._emails), dtype=np.float64)
-        extra: Counter[str] = Counter()
         for _, bucket in self._buckets(start, end):
-            if isinstance(bucket, Sealed):
-                weights = bucket.conns if metric == "conns" else bucket.traffic()
-                totals += np.bincount(bucket.uids, weights=weights, minlength=totals.size)[: totals.size]
-            else:
-                for email in {e for e, _ in bucket.pairs} | set(bucket.spill_users) | set(bucket.traffic):
-                    extra[email] += self._value(bucket, metric, email, None)
-        for email, n in extra.items():
-            if (uid := self._uid.get(email)) is not None:
-                totals[uid] += n
+            weights = bucket.conns if metric == "conns" else bucket.traffic()
+            totals += np.bincount(bucket.uids, weights=weights, minlength=totals.size)[: totals.size]
         ranked = [(self._emails[int(uid)], int(totals[uid])) for uid in np.flatnonzero(totals)]
         ranked.sort(key=lambda kv: (-kv[1], kv[0]))
         return ranked
@@ -237,16 +253,7 @@ class Aggregates:
         if email is not None and uid is None:
             return [], 0
         for _, bucket in self._buckets(start, end):
-            if isinstance(bucket, Open):
-                for (e, host), n in bucket.pairs.items():
-                    if email is None or e == email:
-                        counts[host] += n
-                if email is None:
-                    counts.update(bucket.domains_spilled)
-                    overflow += bucket.domain_overflow
-                else:
-                    overflow += bucket.spill_users.get(email, 0)
-            elif email is None:
+            if uid is None:
                 counts.update(dict(zip(bucket.domain_hosts, bucket.domain_counts.tolist(), strict=True)))
                 overflow += bucket.domain_overflow
             else:

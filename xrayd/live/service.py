@@ -20,9 +20,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from watchfiles import awatch
 
 from xrayd.errors import DomainError
@@ -195,13 +197,45 @@ class LiveService:
         self.aggregates.seal(min(now, self._log_minute) - 1, now)
 
     def _keep(self, tally: Tally) -> None:
-        """Connections past the durable position wait in `_pending` for the next commit."""
-        for minute, pairs in tally.conns.items():
-            day = local_day(minute)
-            for (email, _), n in pairs.items():
-                row = self._pending.setdefault((day, email), [0, 0, 0, minute * 60])
+        """Connections past the durable position wait in `_pending` for the next commit.
+        The rows are summed per (local day, email) with numpy: Python works per minute and per
+        (day, email), not per row (a backfill has about as many rows as lines)."""
+        pairs = tally.pairs
+        if not len(pairs):
+            return
+        runs = list(pairs.runs())
+        index: dict[date, int] = {}
+        day_of_run = [index.setdefault(local_day(minute), len(index)) for minute, _ in runs]
+        sizes = [rows.stop - rows.start for _, rows in runs]
+        n_emails = len(pairs.emails)
+        key = np.repeat(np.array(day_of_run, dtype=np.int64), sizes) * n_emails + pairs.email
+        order = np.argsort(key, kind="stable")  # grouped per (day, email), in minute order
+        key = key[order]
+        first = np.flatnonzero(np.diff(key, prepend=-1))
+        conns = np.add.reduceat(pairs.count[order], first)
+        minutes = pairs.minute[order] * 60.0
+        lo, hi = minutes[first], minutes[np.append(first[1:], key.size) - 1]
+        day, email = np.divmod(key[first], n_emails)
+        seen = np.fromiter(map(tally.last_seen.get, pairs.emails, repeat(np.nan)), np.float64, n_emails)
+        last = seen[email]
+        last = np.where(np.isnan(last), hi, last)  # the latest line, else the group's last minute
+        days = np.array(list(index), dtype=object)[day].tolist()
+        emails = np.array(pairs.emails, dtype=object)[email].tolist()
+        pending = self._pending
+        for k, n, fresh, late in zip(
+            zip(days, emails, strict=True),
+            conns.tolist(),
+            np.maximum(lo, last).tolist(),
+            last.tolist(),
+            strict=True,
+        ):
+            row = pending.get(k)
+            if row is None:
+                pending[k] = [0, 0, n, fresh]
+            else:
                 row[2] += n
-                row[3] = max(row[3], tally.last_seen.get(email, minute * 60))
+                if late > row[3]:
+                    row[3] = late
 
     # --- the counters ------------------------------------------------------------------
 
