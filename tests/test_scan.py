@@ -260,3 +260,12 @@ def test_tables_grow_past_their_first_room_without_losing_a_token() -> None:
     reference = tally_lines([ln.rstrip(b"\n") for ln in lines], 0)
     reference.add(reference)
     assert total == reference and len(scanner._dsts) == 600
+
+
+def test_a_token_is_known_again_whatever_the_longest_token_beside_it() -> None:
+    """A token met in a chunk of short tokens is found again in a chunk with long ones
+    (its hash must not depend on the chunk), so the tables hold each token once."""
+    scanner = Scanner()
+    scanner.scan(line(1, "a@x", "a.org"), 0)
+    scanner.scan(line(2, "a@x", "a.org") + line(3, "a@x", "very-long-name." * 3 + "example.org"), 0)
+    assert len(scanner._dsts) == 2

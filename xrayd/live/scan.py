@@ -57,6 +57,7 @@ _LOW7, _HIGH = _every(0x7F), _every(0x80)
 _ZEROES = _every(0x30)  # ASCII "0" in every byte
 _PLUS = _every(0x76)  # 0..9 + 0x76 stays below 0x80, 10..0x7F + 0x76 does not
 _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)  # the first n bytes
+_SHIFT = np.uint64(31)  # folds a word's high bits into its low ones before words are summed
 
 
 def _digits(words: np.ndarray, where: np.ndarray | int) -> np.ndarray:
@@ -170,10 +171,11 @@ class _Names:
 
 class _Tokens:
     """Distinct tokens of one kind as columns of 64-bit words, each with what `parse_line`
-    makes of it: a number (a name's index) or _INVALID. Tokens are grouped by a hash of their
-    words and length, then compared word for word with the table, so a collision (or a
-    crafted one) sends a line the reference way and never miscounts it. Tokens hold no NUL
-    byte (control bytes are refused first), so equal words mean equal tokens."""
+    makes of it: a number (a name's index) or _INVALID. Tokens are grouped by a keyed hash of
+    their words and length (the same whatever the chunk's longest token), then compared word
+    for word with the table, so a collision (or a crafted one) sends a line the reference way
+    and never miscounts it. Tokens hold no NUL byte (control bytes are refused first), so
+    equal words mean equal tokens."""
 
     def __init__(self, words: int, meaning: Callable[[bytes], int]) -> None:
         self.words = words
@@ -200,7 +202,8 @@ class _Tokens:
         hashes = lengths.astype(np.uint64) * self._keys[-1]
         for j in range(width):
             rows[j] = words[starts + 8 * j] & self._masks[j][lengths]
-            hashes = (hashes ^ rows[j]) * self._keys[j]
+            mixed = rows[j] * self._keys[j]
+            hashes += mixed ^ (mixed >> _SHIFT)  # a zero word adds nothing: the width is free
         found, inverse = np.unique(hashes, return_inverse=True)
         ids = np.fromiter(map(self._ids.get, found.tolist(), repeat(-1)), np.int64, found.size)
         new = np.flatnonzero(ids < 0)
