@@ -57,6 +57,30 @@ def test_old_buckets_keep_totals_but_merge_up_and_down() -> None:
     assert agg.now(old, old + 1)[0].uplink == 0  # the split is gone; live.now never looks this far
 
 
+def test_old_minutes_with_the_same_users_share_one_list_of_them() -> None:
+    """Aged minutes with the same users hold one array of them between them (memory), and
+    every figure stays its own; a minute with other users keeps its own array."""
+    agg = Aggregates(1440)
+    old = NOW - buckets.DETAIL_MINUTES - 10
+    for minute, users in ((old, "ab"), (old + 1, "ab"), (old + 2, "ac")):
+        agg.add_tally(tally(minute, {(f"{u}@x", "h"): minute - old + 1 for u in users}), NOW)
+    agg.seal(NOW, NOW)
+    first, second, third = (agg._sealed[old + i] for i in range(3))
+    assert second.uids is first.uids and third.uids is not second.uids
+    assert agg.series("conns", old, old + 3, 1, "a@x") == [1, 2, 3]
+    assert agg.top_users("conns", old, old + 3) == [("a@x", 6), ("b@x", 3), ("c@x", 3)]
+
+
+def test_old_minutes_keep_the_busiest_destinations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An aged minute keeps its busiest destinations; among equals, the first met."""
+    monkeypatch.setattr(buckets, "OLD_DOMAINS", 2)
+    agg = Aggregates(1440)
+    old = NOW - buckets.DETAIL_MINUTES - 5
+    agg.add_tally(tally(old, {("a@x", "h1"): 1, ("a@x", "h2"): 1, ("a@x", "h3"): 1, ("b@x", "h4"): 2}), NOW)
+    agg.seal(NOW, NOW)
+    assert agg.top_domains(old, old + 1, None) == ([("h4", 2), ("h1", 1)], 2)
+
+
 def test_a_late_line_reopens_its_sealed_minute() -> None:
     """A line for a minute already sealed is added to it, not lost and not double counted."""
     agg = Aggregates(1440)

@@ -150,10 +150,10 @@ class Aggregates:
         for minute in [m for m in self._open if m < through]:
             self._sealed[minute] = self._open.pop(minute).sealed()
             self._fresh.add(minute)
-        for minute in [m for m in self._fresh if m <= now - DETAIL_MINUTES]:
+        for minute in sorted(m for m in self._fresh if m <= now - DETAIL_MINUTES):
             self._fresh.discard(minute)
             if minute in self._sealed:
-                self._sealed[minute].age()
+                self._sealed[minute].age(self._sealed.get(minute - 1))
         if now == self._pruned:
             return  # the passes below over every bucket and IP: once a minute is enough
         self._pruned = now

@@ -112,7 +112,7 @@ def _by_name(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
 
 def _busiest(counts: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows kept, rows let go): the `cap` largest counts (ties: the earlier row), in row order."""
-    order = np.argsort(-counts, kind="stable")
+    order = np.argsort(-counts.astype(np.int64), kind="stable")
     return np.sort(order[:cap]), order[cap:]
 
 
@@ -292,15 +292,18 @@ class Sealed:
             return self.down
         return self.up.astype(np.uint64) + self.down
 
-    def age(self) -> None:
+    def age(self, before: Sealed | None = None) -> None:
         """Keep only what queries over old minutes read: one traffic figure, the top pairs and
-        destinations (the rest counted as overflow)."""
+        destinations (the rest counted as overflow; ties go to the first met). The users are
+        shared with the minute `before` when they are the same ones, as they mostly are."""
         if self.up is None:
             return
         self.down = narrow(self.traffic())
         self.up = None
+        if before is not None and np.array_equal(before.uids, self.uids):
+            self.uids = before.uids  # never written after sealing
         if self.pair_counts.size > OLD_PAIRS:
-            keep = np.argsort(self.pair_counts, kind="stable")[::-1][:OLD_PAIRS]
+            keep, _ = _busiest(self.pair_counts, OLD_PAIRS)
             self.pair_overflow += int(self.pair_counts.sum(dtype=np.uint64)) - int(
                 self.pair_counts[keep].sum(dtype=np.uint64)
             )
@@ -310,7 +313,7 @@ class Sealed:
                 self.pair_counts[keep],
             )
         if self.domain_counts.size > OLD_DOMAINS:
-            keep = np.argsort(self.domain_counts, kind="stable")[::-1][:OLD_DOMAINS]
+            keep, _ = _busiest(self.domain_counts, OLD_DOMAINS)
             self.domain_overflow += int(self.domain_counts.sum(dtype=np.uint64)) - int(
                 self.domain_counts[keep].sum(dtype=np.uint64)
             )
