@@ -39,7 +39,6 @@ _KNOWN_HEAD = b"2000/01/01 00:00:00 from 0.0.0.0:0"  # tokens are parsed behind 
 _CACHE_MAX = 20_000  # distinct tokens of a kind remembered; then all are forgotten at once
 _PAD = 128  # zero bytes after a chunk, so that word reads past a token's end stay in the buffer
 _ADDR_WORDS, _DST_WORDS, _TAIL_WORDS = 6, 8, 12  # longest tokens taken, in 8-byte words
-_PLAIN_ADDR = 16  # a source address this long or shorter, without ":[]", needs no table
 _INVALID = -2  # a token that makes the line no record
 _MISFIT = -3  # a token whose bytes do not match the table: the line goes the reference way
 
@@ -68,10 +67,19 @@ def _digits(words: np.ndarray, where: np.ndarray | int) -> np.ndarray:
     return (((d + (_PLUS & where)) | d) & (_HIGH & where)) == 0
 
 
-def _has_byte(words: np.ndarray, byte: int, where: np.ndarray) -> np.ndarray:
-    """Whether any byte of each word picked by `where` equals `byte` (exact, no carries)."""
-    x = (words ^ _every(byte)) & where | ~where  # bytes outside `where` become non-zero
-    return (~(((x & _LOW7) + _LOW7) | x) & _HIGH) != 0
+def _below(words: np.ndarray, limit: int, where: np.ndarray) -> np.ndarray:
+    """Whether every byte of each word picked by `where` is below `limit` (exact: a byte
+    under 0x80 plus 0x80 - limit reaches bit 7 only when it is at least `limit`)."""
+    return ((((words & where & _LOW7) + (_every(0x80 - limit) & where)) | (words & where)) & _HIGH) == 0
+
+
+# A source address of bytes below ":" only (digits, dots, and the like: any IPv4) is valid as
+# it stands; the first and second word of one of 1 to 16 bytes, by `length & 31`.
+_ADDR_MASKS = [
+    np.array([_MASKS[min(max(n - 8 * j, 0), 8)] if 1 <= n <= 16 else 0 for n in range(32)], dtype=np.uint64)
+    for j in (0, 1)
+]
+_MICRO_MASKS = _MASKS[np.arange(8)]  # by `digits & 7`; only 1 to 6 digits are ever let through
 
 
 # The line head `YYYY/MM/DD HH:MM:SS` in three words: which bytes are digits, which are fixed.
@@ -268,16 +276,20 @@ def _usual_lines(a: np.ndarray, words: np.ndarray, size: int) -> tuple[np.ndarra
     if body.max(initial=0) >= 0x7F:  # DEL is a control byte; anything higher is fine
         ok[np.searchsorted(ends, np.flatnonzero(body == 0x7F))] = False
     before = np.searchsorted(spaces, ends)  # spaces before each line's end
+    spaces = np.concatenate([spaces, np.full(8, size, dtype=spaces.dtype)])  # so first + n < len
     first = np.empty_like(before)
     first[:1] = 0
     first[1:] = before[:-1]
     count = before - first
-    keep = np.flatnonzero(ok & (count >= 4))
-    start, first, count, end = starts[keep], first[keep], count[keep], ends[keep]
-    top = spaces.size - 1
+    ok &= count >= 4
+    keep = np.flatnonzero(ok)
+    if keep.size == ok.size:
+        start, end = starts, ends
+    else:
+        start, first, count, end = starts[keep], first[keep], count[keep], ends[keep]
 
-    def space(n: np.ndarray | int) -> np.ndarray:  # the n-th space of each line (clipped)
-        return spaces[np.minimum(first + n, top)]
+    def space(n: np.ndarray | int) -> np.ndarray:  # the n-th space of each line
+        return spaces[first + n]
 
     head = [words[start], words[start + 8], words[start + 16]]
     good = np.ones(keep.size, dtype=bool)
@@ -290,7 +302,7 @@ def _usual_lines(a: np.ndarray, words: np.ndarray, size: int) -> tuple[np.ndarra
         (micro >= 1)
         & (micro <= 6)
         & (a[start + 19] == 46)
-        & _digits(words[start + 20], _MASKS[np.clip(micro, 0, 8)])
+        & _digits(words[start + 20], _MICRO_MASKS[micro & 7])
     )
     from_end = space(2)
     has_from = (from_end - time_end == 5) & ((words[time_end] & _MASKS[5]) == np.uint64(_FROM))
@@ -309,19 +321,16 @@ def _usual_lines(a: np.ndarray, words: np.ndarray, size: int) -> tuple[np.ndarra
     good &= (run < 5) | ((port.byteswap() & _MASKS[5]) <= np.uint64(_PORT_MAX))
     src_start = np.where(has_from, from_end, time_end) + 1
     addr_len = colon - src_start
-    inside = _MASKS[np.clip(addr_len[:, None] - np.array([0, 8]), 0, 8)].T
-    addr_words = [words[src_start] & inside[0], words[src_start + 8] & inside[1]]
-    plain = (addr_len >= 1) & (addr_len <= _PLAIN_ADDR)
-    for byte in b":[]":
-        for w, where in zip(addr_words, inside, strict=True):
-            plain &= ~_has_byte(w, byte, where)
+    plain = (addr_len >= 1) & (addr_len <= 16)
+    for j, masks in enumerate(_ADDR_MASKS):
+        plain &= _below(words[src_start + 8 * j], ord(":"), masks[addr_len & 31])
     has_tail = count >= 5 + f
     dst_start = status_end + 1
     dst_end = np.where(has_tail, space(4 + f), end)
     tail_start = np.where(has_tail, dst_end + 1, end)
     x0 = (head[0] ^ _ZEROES) & np.uint64(_HEAD[0][0])
     x1 = (head[1] ^ _ZEROES) & np.uint64(_HEAD[1][0])
-    g = np.flatnonzero(good)
+    g = np.flatnonzero(good) if not good.all() else slice(None)
     lines = _Lines(
         keep=keep[g],
         start=start[g],
