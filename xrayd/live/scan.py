@@ -265,7 +265,9 @@ def _usual_lines(a: np.ndarray, words: np.ndarray, size: int) -> tuple[np.ndarra
     low = np.flatnonzero(body <= 32)
     kinds = body[low]
     ends = low[kinds == 10]
-    spaces = low[kinds == 32]
+    is_space = kinds == 32
+    spaces = np.full(np.count_nonzero(is_space) + 8, size, dtype=low.dtype)  # padded: first + n < len
+    np.compress(is_space, low, out=spaces[:-8])
     starts = np.empty_like(ends)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1
@@ -276,7 +278,6 @@ def _usual_lines(a: np.ndarray, words: np.ndarray, size: int) -> tuple[np.ndarra
     if body.max(initial=0) >= 0x7F:  # DEL is a control byte; anything higher is fine
         ok[np.searchsorted(ends, np.flatnonzero(body == 0x7F))] = False
     before = np.searchsorted(spaces, ends)  # spaces before each line's end
-    spaces = np.concatenate([spaces, np.full(8, size, dtype=spaces.dtype)])  # so first + n < len
     first = np.empty_like(before)
     first[:1] = 0
     first[1:] = before[:-1]
