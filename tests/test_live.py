@@ -15,6 +15,9 @@ from client.aio import XraydClient
 from tests.conftest import start_daemon
 from xrayd.daemon import Daemon
 from xrayd.live.ledger import Ledger
+from xrayd.live.pairs import Pairs
+from xrayd.live.scan import Tally
+from xrayd.live.service import LiveService
 from xrayd.sandbox.builder import Sandbox
 from xrayd.sandbox.standin_state import add_traffic, read_state, update_state
 
@@ -223,6 +226,18 @@ async def test_connections_go_to_the_ledger_per_local_day(sandbox: Sandbox) -> N
     assert {email: u.conns for email, u in yesterday.items()} == {ALICE: 1, BOB: 1}
     assert {email: u.conns for email, u in ledger.usage_for_day(after.date()).items()} == {ALICE: 2}
     assert yesterday[BOB].last_seen == pytest.approx(before.timestamp())
+
+
+def test_a_chunk_across_midnight_gives_each_day_its_own_last_line(sandbox: Sandbox) -> None:
+    """Connections waiting for the ledger carry, per day, that day's latest time: the exact
+    one of a recent line on its own day, the last minute's start on the day before."""
+    live = LiveService(Daemon(sandbox.config))
+    midnight = datetime(2026, 3, 2)
+    m = int(midnight.timestamp() // 60)
+    pairs = Pairs.from_counter({(m - 2, ALICE, "a"): 1, (m - 1, ALICE, "b"): 1, (m, ALICE, "a"): 2})
+    live._keep(Tally(pairs=pairs, last_seen={ALICE: midnight.timestamp() + 30}))
+    assert live._pending[midnight.date() - timedelta(days=1), ALICE][2:] == [2, (m - 1) * 60]
+    assert live._pending[midnight.date(), ALICE][2:] == [2, midnight.timestamp() + 30]
 
 
 async def test_a_log_that_appears_later(sandbox: Sandbox) -> None:

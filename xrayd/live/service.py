@@ -217,21 +217,15 @@ class LiveService:
         lo, hi = minutes[first], minutes[np.append(first[1:], key.size) - 1]
         day, email = np.divmod(key[first], n_emails)
         seen = np.fromiter(map(tally.last_seen.get, pairs.emails, repeat(np.nan)), np.float64, n_emails)
-        last = seen[email]
-        last = np.where(np.isnan(last), hi, last)  # the latest line, else the group's last minute
+        exact = seen[email]  # the email's latest line, if recent: it belongs to one day only
+        last = np.where((exact >= lo) & (exact < hi + 60), exact, hi)  # else the day's last minute
         days = np.array(list(index), dtype=object)[day].tolist()
         emails = np.array(pairs.emails, dtype=object)[email].tolist()
         pending = self._pending
-        for k, n, fresh, late in zip(
-            zip(days, emails, strict=True),
-            conns.tolist(),
-            np.maximum(lo, last).tolist(),
-            last.tolist(),
-            strict=True,
-        ):
+        for k, n, late in zip(zip(days, emails, strict=True), conns.tolist(), last.tolist(), strict=True):
             row = pending.get(k)
             if row is None:
-                pending[k] = [0, 0, n, fresh]
+                pending[k] = [0, 0, n, late]
             else:
                 row[2] += n
                 if late > row[3]:
