@@ -127,11 +127,6 @@ class Pairs:
     def latest(self) -> Minute | None:
         return int(self.minute[-1]) if self.minute.size else None
 
-    def per_email(self) -> Counter[str]:
-        """Connections per email over all minutes."""
-        sums = np.bincount(self.email, weights=self.count, minlength=len(self.emails))
-        return Counter({e: int(n) for e, n in zip(self.emails, sums.tolist(), strict=True) if n})
-
     def as_dict(self) -> dict[Minute, Counter[tuple[str, str]]]:
         out: dict[Minute, Counter[tuple[str, str]]] = {}
         for minute, e, h, n in zip(
