@@ -236,7 +236,6 @@ class Sealed:
         "down",
         "pair_counts",
         "pair_hosts",
-        "pair_overflow",
         "pair_uids",
         "rejected",
         "total_conns",
@@ -250,7 +249,6 @@ class Sealed:
         self.pair_uids = narrow(uids)
         self.pair_hosts = hosts[hids]
         self.pair_counts = narrow(counts)
-        self.pair_overflow = int(bucket.spill_conns.sum())
 
         traffic = bucket.traffic
         t_uids = np.fromiter(traffic, np.int64, len(traffic))
@@ -304,9 +302,6 @@ class Sealed:
             self.uids = before.uids  # never written after sealing
         if self.pair_counts.size > OLD_PAIRS:
             keep, _ = _busiest(self.pair_counts, OLD_PAIRS)
-            self.pair_overflow += int(self.pair_counts.sum(dtype=np.uint64)) - int(
-                self.pair_counts[keep].sum(dtype=np.uint64)
-            )
             self.pair_uids, self.pair_hosts, self.pair_counts = (
                 self.pair_uids[keep],
                 self.pair_hosts[keep],
