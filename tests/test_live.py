@@ -55,13 +55,18 @@ async def conns_now(rpc: XraydClient, email: str) -> int:
 
 async def test_appended_lines_show_in_live_now(rpc: XraydClient, sandbox: Sandbox) -> None:
     """Lines appended to access.log appear in live.now with IPs, destinations and last seen."""
-    append(sandbox, access_line(ALICE), access_line(ALICE, "cdn.example.net", ip="198.51.100.2"), b"junk\n")
+    rejected = datetime.now().strftime("%Y/%m/%d %H:%M:%S.%f").encode() + (
+        b" from 192.0.2.9:40000 rejected  proxy/vless/encoding: invalid request user id\n"
+    )
+    other = access_line(ALICE, "cdn.example.net", ip="198.51.100.2")
+    append(sandbox, access_line(ALICE), other, b"junk\n", rejected)
     await eventually(lambda: _equals(conns_now(rpc, ALICE), 2))
     now = await rpc.call("live.now")
     alice = now["users"][0]
     assert alice["email"] == ALICE and set(alice["ips"]) == {"203.0.113.7", "198.51.100.2"}
     assert {d["domain"] for d in alice["top_domains"]} == {"example.com", "cdn.example.net"}
     assert alice["last_seen"].endswith("Z") and now["total"]["unparsed"] == 1
+    assert now["total"]["rejected"] == 1
     assert now["total"]["users_online"] == 1 and now["window_seconds"] == 300 and now["stats_ok"] is True
 
 

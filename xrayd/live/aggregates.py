@@ -180,6 +180,10 @@ class Aggregates:
             for minute, bucket in found:
                 yield minute, bucket if isinstance(bucket, Sealed) else bucket.sealed()
 
+    def rejected(self, start: Minute, end: Minute) -> int:
+        """Connections Xray rejected over [start, end) (failed handshakes: probes, old keys)."""
+        return sum(bucket.rejected for _, bucket in self._buckets(start, end))
+
     def now(self, start: Minute, end: Minute) -> list[UserNow]:
         """Everyone with connections or traffic in [start, end), busiest first."""
         conns: Counter[str] = Counter()

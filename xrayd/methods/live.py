@@ -70,7 +70,8 @@ def register(d: Daemon) -> None:
     async def now() -> dict[str, Any]:
         window = d.settings.get("live", "window_seconds")
         end = live.now_minute() + 1
-        rows = live.aggregates.now(end - math.ceil(window / 60), end)
+        start = end - math.ceil(window / 60)
+        rows = live.aggregates.now(start, end)
         names = await aliases()
         users = [
             {
@@ -94,6 +95,7 @@ def register(d: Daemon) -> None:
                 "downlink": sum(r.downlink for r in rows),
                 "unparsed": live.aggregates.unparsed,
                 "untracked": live.aggregates.untracked,  # conns of emails past the tracking cap
+                "rejected": live.aggregates.rejected(start, end),  # in the window
             },
             "window_seconds": window,
             "stats_ok": live.stats_ok,

@@ -127,6 +127,8 @@ export const STRINGS = {
     "live.conns": "Connections",
     "live.uplink": "Uplink",
     "live.downlink": "Downlink",
+    "live.rejected": "Rejected",
+    "live.rejected_hint": "failed handshakes: probes, revoked keys",
     "live.online_users": "Online users",
     "live.nobody": "Nobody is online.",
     "live.ips": "IPs",

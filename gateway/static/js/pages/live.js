@@ -25,6 +25,7 @@ function nowView(now) {
       stat(t("live.conns"), number(total.conns)),
       stat(t("live.uplink"), bytes(total.uplink)),
       stat(t("live.downlink"), bytes(total.downlink)),
+      stat(t("live.rejected"), number(total.rejected || 0), t("live.rejected_hint")),
     ),
     dataTable({
       label: t("live.online_users"),
