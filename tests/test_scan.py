@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import datetime
 
@@ -195,6 +196,7 @@ _EDGES = [
     _HEAD + b" from 1.2.3.4:5 accepted  tcp:x.com:443 [a >> b] email: u",
     _HEAD + b" from 1.2.3.4:5 rejected  proxy/vless/encoding: invalid request user id",
     _HEAD + b" from 1.2.3.4:5 rejected tcp:x.com:99999 reason",
+    _HEAD + b" from 1.2.3.4:5 rejected tcp:x.com:443 " + b"r" * MAX_LINE,
     _HEAD + b" from 1.2.3.4:5 acceptedX tcp:x.com:443 [a >> b] email: u",
     _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u\x7f",
     _HEAD + b" from 1.2.3.4:5 accepted tcp:x.com:443 [a >> b] email: u\t",
@@ -274,3 +276,16 @@ def test_a_token_is_known_again_whatever_the_longest_token_beside_it() -> None:
     scanner.scan(line(1, "a@x", "a.org"), 0)
     scanner.scan(line(2, "a@x", "a.org") + line(3, "a@x", "very-long-name." * 3 + "example.org"), 0)
     assert len(scanner._dsts) == 2
+
+
+def test_a_large_mixed_chunk_counts_as_the_reference_says() -> None:
+    """Thousands of lines of every kind in one chunk: the usual ones, every edge, the fixture
+    samples, random bytes, in a random order (lines far apart share the numpy passes)."""
+    rnd = random.Random(4)
+    samples = SAMPLES.read_bytes().splitlines()
+    pool = [line(s % 60, f"u{s % 40}@x", f"h{s % 90}.org", ip=s % 250, micro=s) for s in range(2000)]
+    pool += _EDGES * 20 + samples * 10
+    pool += [rnd.randbytes(rnd.randrange(80)).replace(b"\n", b" ") for _ in range(300)]
+    rnd.shuffle(pool)
+    lines = [ln.rstrip(b"\n") for ln in pool]
+    assert scan(b"".join(ln + b"\n" for ln in lines), minute_of(T0)) == tally_lines(lines, minute_of(T0))
