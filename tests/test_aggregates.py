@@ -286,3 +286,11 @@ def test_tallies_over_one_growing_host_table() -> None:
         assert agg.top_domains(NOW + 1, NOW + 2, None) == ([("h4", 7), ("h3", 2)], 0)
         assert agg.top_users("conns", NOW, NOW + 2) == [("a@x", 16), ("b@x", 4)]
         agg.seal(NOW + 2, NOW + 2)
+
+
+def test_counts_past_float_precision_are_summed_exactly() -> None:
+    """Sums of counts past 2**53 (where bincount's float64 would round) stay exact."""
+    big = 2**60
+    pairs = Pairs.from_counter({(NOW, "a@x", "h"): big + 3})
+    merged = Pairs.concat([pairs, Pairs.from_counter({(NOW, "a@x", "h"): big})])
+    assert merged.count.tolist() == [2 * big + 3]

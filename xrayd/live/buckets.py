@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xrayd.live.pairs import exact_sums as _sums
+
 Minute = int
 
 DETAIL_MINUTES = 60  # the longest live.now window (settings allow 3600 s)
@@ -46,16 +48,6 @@ class Piece(NamedTuple):
     hids: np.ndarray  # int64
     counts: np.ndarray  # int64
     hosts: np.ndarray  # object array of str
-
-
-def _sums(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """Exact integer sums of `values` per group: bincount's float64 while that is exact (below
-    2**53), else uint64 by numpy's slower unbuffered add."""
-    if values.size and int(values.max()) * values.size >= 2**53:
-        out = np.zeros(size, dtype=np.uint64)
-        np.add.at(out, groups, values.astype(np.uint64))
-        return out
-    return np.bincount(groups, weights=values, minlength=size)
 
 
 _WIDTHS = ((0xFF, np.uint8), (0xFFFF, np.uint16), (0xFFFF_FFFF, np.uint32))

@@ -19,6 +19,16 @@ Minute = int
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
+def exact_sums(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Exact integer sums of `values` per group: bincount's float64 while that is exact (below
+    2**53), else uint64 by numpy's slower unbuffered add."""
+    if values.size and int(values.max()) * values.size >= 2**53:
+        out = np.zeros(size, dtype=np.uint64)
+        np.add.at(out, groups, values.astype(np.uint64))
+        return out
+    return np.bincount(groups, weights=values, minlength=size)
+
+
 def _unify(tables: Iterable[list[str]]) -> tuple[list[str], list[np.ndarray]]:
     """One table of the names in several, and each table's index into it."""
     index: dict[str, int] = {}
@@ -51,10 +61,7 @@ class Pairs:
         minutes, minute_i = np.unique(minute, return_inverse=True)
         key = (minute_i.astype(np.int64) * used_e.size + email) * used_h.size + host
         keys, rows = np.unique(key, return_inverse=True)
-        sums = np.bincount(rows, weights=count, minlength=keys.size)
-        if count.size and int(count.max()) * count.size >= 2**53:  # float64 sums stop being exact
-            sums = np.zeros(keys.size, dtype=np.int64)
-            np.add.at(sums, rows, count)
+        sums = exact_sums(rows, count, keys.size)
         keys, hosts_n = np.divmod(keys, used_h.size)
         minute_k, email_k = np.divmod(keys, used_e.size)
         return cls(
